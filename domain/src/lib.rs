@@ -1,0 +1,2 @@
+//! Pure orderflow domain model.
+#![forbid(unsafe_code)]

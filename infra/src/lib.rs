@@ -1,0 +1,2 @@
+//! orderflow adapters.
+#![forbid(unsafe_code)]
