@@ -1,2 +1,12 @@
-//! orderflow adapters.
+//! orderflow's adapters: the event store (PostgreSQL and in-memory), the event bus (NATS
+//! JetStream and in-process), the relay between them, and schema migrations.
+//!
+//! Ports (traits) live next to their adapters here because every service needs them;
+//! `domain` knows nothing of this crate.
 #![forbid(unsafe_code)]
+
+pub mod migrate;
+pub mod store;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -1,0 +1,2 @@
+-- Filled in by the event store work.
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Filled in by the bus/relay work: per-consumer, per-shard checkpoints.
+SELECT 1;

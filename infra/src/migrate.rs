@@ -1,0 +1,125 @@
+//! Versioned schema migrations, run at start-up and by `orderflow migrate`.
+//!
+//! Each migration is a SQL file embedded in the binary, applied once, in order, inside a
+//! transaction, and recorded in `schema_migrations`. A session-level advisory lock makes
+//! concurrent start-ups of several processes take turns instead of racing.
+
+use deadpool_postgres::Pool;
+use tokio_postgres::Client;
+
+/// One migration: a version (strictly increasing), a name, and its SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration of the event store database, in order. Never edit an applied one: add a
+/// new file instead.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "event_store",
+        sql: include_str!("../migrations/0001_event_store.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "checkpoints",
+        sql: include_str!("../migrations/0002_checkpoints.sql"),
+    },
+];
+
+/// Key of the advisory lock that serialises migrations ("orderflw" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6f72_6465_7266_6c77;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("migration {version} ({name}) failed: {source}")]
+    Failed {
+        version: i32,
+        name: &'static str,
+        source: tokio_postgres::Error,
+    },
+    #[error("database has migration {0}, newer than this binary knows; refusing to run")]
+    TooNew(i32),
+}
+
+/// Applies every migration not yet applied; returns the versions applied now.
+pub async fn run(pool: &Pool, migrations: &[Migration]) -> Result<Vec<i32>, MigrateError> {
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| MigrateError::Unavailable(e.to_string()))?;
+    run_on(&mut client, migrations).await
+}
+
+/// As [`run`], on one client.
+pub async fn run_on(
+    client: &mut Client,
+    migrations: &[Migration],
+) -> Result<Vec<i32>, MigrateError> {
+    let unavailable = |e: tokio_postgres::Error| MigrateError::Unavailable(e.to_string());
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await
+        .map_err(unavailable)?;
+    let result = apply_pending(client, migrations).await;
+    // Unlock even on failure; if this fails too the lock dies with the session anyway.
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
+    result
+}
+
+async fn apply_pending(
+    client: &mut Client,
+    migrations: &[Migration],
+) -> Result<Vec<i32>, MigrateError> {
+    let unavailable = |e: tokio_postgres::Error| MigrateError::Unavailable(e.to_string());
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await
+        .map_err(unavailable)?;
+    let current: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(unavailable)?
+        .get(0);
+    let known = migrations.iter().map(|m| m.version).max().unwrap_or(0);
+    if current > known {
+        return Err(MigrateError::TooNew(current));
+    }
+
+    let mut applied = Vec::new();
+    for m in migrations.iter().filter(|m| m.version > current) {
+        let failed = |source| MigrateError::Failed {
+            version: m.version,
+            name: m.name,
+            source,
+        };
+        let tx = client.transaction().await.map_err(unavailable)?;
+        tx.batch_execute(m.sql).await.map_err(failed)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[&m.version, &m.name],
+        )
+        .await
+        .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+        applied.push(m.version);
+    }
+    Ok(applied)
+}

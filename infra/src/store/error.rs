@@ -1,0 +1,64 @@
+//! The event store's one error type.
+
+use orderflow_domain::stream::InvalidStreamId;
+use orderflow_domain::StreamId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Optimistic concurrency: the stream was not at the expected version. Nothing written.
+    #[error("stream {stream} is at version {actual}, expected {expected}")]
+    Conflict {
+        stream: StreamId,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("invalid stream id: {0}")]
+    InvalidStream(#[from] InvalidStreamId),
+    #[error("expected version must be -1 (any) or >= 0, got {0}")]
+    InvalidExpectedVersion(i64),
+    #[error("{field} must be 1..=128 characters without control characters (got {len} bytes)")]
+    InvalidId { field: &'static str, len: usize },
+    #[error("an append must carry at least one event")]
+    EmptyAppend,
+    #[error("an append may carry at most {max} events, got {got}")]
+    TooManyEvents { got: usize, max: usize },
+    #[error("event type must be 1..=100 characters (event {index})")]
+    InvalidEventType { index: usize },
+    #[error("event version must be >= 1 (event {index})")]
+    InvalidEventVersion { index: usize },
+    #[error("payload is {bytes} bytes, the limit is {max} (event {index})")]
+    PayloadTooLarge {
+        index: usize,
+        bytes: usize,
+        max: usize,
+    },
+    /// An event id that is already stored (event ids are unique across the store).
+    #[error("event id {0} is already stored")]
+    DuplicateEventId(uuid::Uuid),
+
+    /// Configuration the store cannot run with (shard map, pool sizes).
+    #[error("event store configuration: {0}")]
+    Config(String),
+    /// A stored row that cannot be decoded: a bug or a hand-edited database.
+    #[error("corrupt stored event at shard {shard} position {position}: {reason}")]
+    Corrupt {
+        shard: u8,
+        position: u64,
+        reason: String,
+    },
+    /// The backend is unreachable or failed; the append may be retried with the same command id.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    /// The store is shutting down and takes no more work.
+    #[error("event store is shutting down")]
+    ShuttingDown,
+}
+
+impl StoreError {
+    /// True for faults of the backend rather than of the request: retrying (with the same
+    /// command id, which makes it safe) may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}

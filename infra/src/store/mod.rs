@@ -1,0 +1,66 @@
+//! The event store port and its adapters.
+//!
+//! Append-only, one row per event, 32 logical shards each with a gap-free, commit-ordered
+//! position. See `docs/event-store.md` for how the PostgreSQL adapter keeps that promise
+//! and what it costs.
+
+mod error;
+mod types;
+
+pub use error::StoreError;
+pub use types::*;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use orderflow_domain::{Shard, StreamId};
+
+/// A live, never-ending stream of a shard's events, in position order, starting after the
+/// position the subscription was opened at. It ends only with an error or when dropped.
+pub type Subscription = BoxStream<'static, Result<RecordedEvent, StoreError>>;
+
+/// The event store port. One conformance suite (`crate::testing::store`) runs against
+/// every implementation.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends events to one stream, all or nothing.
+    ///
+    /// - Fails with [`StoreError::Conflict`] if the stream is not at `expected`.
+    /// - Idempotent by command id: if this stream already has an append with the same
+    ///   `metadata.command_id`, nothing is written and the first append's outcome is returned
+    ///   with `deduplicated: true` (checked before the expected version, with no time window).
+    /// - Appends to one shard are processed in the order they were submitted, so a single
+    ///   writer may pipeline appends to one stream with chained expected versions.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// Submits several appends at once (to any streams); each succeeds or fails alone, and the
+    /// results come back in the order of the requests.
+    async fn append_many(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<AppendOutcome, StoreError>> {
+        futures::future::join_all(requests.into_iter().map(|r| self.append(r))).await
+    }
+
+    /// Events of a stream with `stream_version >= from_version`, oldest first, at most `limit`.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events of a shard with `position > after`, in position order, at most `limit`.
+    async fn read_shard(
+        &self,
+        shard: Shard,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The position of the last committed event of a shard (`Position::ZERO` if none).
+    async fn head(&self, shard: Shard) -> Result<Position, StoreError>;
+
+    /// Every event of the shard after `after`: first the stored ones (catch-up), then new
+    /// ones as they commit (live), with no gap and no duplicate at the switch.
+    fn subscribe(&self, shard: Shard, after: Position) -> Subscription;
+}

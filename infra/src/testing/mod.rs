@@ -1,0 +1,8 @@
+//! Test support shared by every crate's tests: throw-away databases, unique NATS prefixes, and
+//! the conformance suites every adapter of a port must pass.
+//!
+//! Compiled for this crate's own tests and, with the `testing` feature, for other crates.
+
+mod database;
+
+pub use database::{nats_url, unique_name, TestDatabase};
