@@ -5,6 +5,7 @@
 //! `domain` knows nothing of this crate.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod migrate;
 pub mod store;
 

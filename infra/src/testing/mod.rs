@@ -3,6 +3,8 @@
 //!
 //! Compiled for this crate's own tests and, with the `testing` feature, for other crates.
 
+pub mod bus;
 mod database;
+pub mod store;
 
 pub use database::{nats_url, unique_name, TestDatabase};

@@ -1,0 +1,1 @@
+//! The conformance suite of the event bus port: every adapter runs it.

@@ -1,0 +1,1 @@
+//! The conformance suite of the event store port: every adapter runs it.
