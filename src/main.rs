@@ -1,1 +1,26 @@
-fn main() {}
+//! `orderflow`: the one binary. Thin on purpose: it parses the command line, builds what the
+//! libraries offer, and runs it. Everything it calls is tested through the libraries.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod cli;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Migrate(args) => cli::migrate(args).await,
+        cli::Command::Bench(bench) => bench::run(bench).await,
+    }
+}
+
+/// Logs go to stderr so that command output (bench tables, `--json`) stays clean on stdout.
+/// `RUST_LOG` overrides the default level.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,orderflow=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,26 @@
+//! `orderflow bench …`: throughput and latency percentiles, printed as a table (or `--json`).
+//!
+//! Figures come from here, never from timed assertions in tests. Every run is bounded in
+//! time and count, and every Postgres run uses a fresh database that it drops at the end.
+
+mod append;
+mod ceiling;
+mod report;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// Event store appends: single-event commands from 1, 16 and 256 concurrent appenders on
+    /// distinct streams, 64 appenders on 4 hot streams, and the raw batched-INSERT ceiling.
+    Append(append::AppendArgs),
+}
+
+pub async fn run(bench: Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Append(args) => append::run(args).await,
+    }
+}
+
+mod database;
+pub use database::BenchDatabase;

@@ -1,0 +1,87 @@
+//! The command line: subcommands, their flags and environment variables.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "orderflow", version, about = "Event-sourced CQRS order backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Applies the event store's schema migrations to every database of the shard map.
+    Migrate(MigrateArgs),
+    /// Measures throughput and latency.
+    #[command(subcommand)]
+    Bench(crate::bench::Bench),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// PostgreSQL holding the event store (all 32 shards), unless --shard-map is given.
+    #[arg(long, env = "ORDERFLOW_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Shards spread over several databases: `0-15=postgres://…/a;16-31=postgres://…/b`.
+    #[arg(long, env = "ORDERFLOW_SHARD_MAP")]
+    pub shard_map: Option<String>,
+}
+
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let map = shard_map(args.database_url.as_deref(), args.shard_map.as_deref())?
+        .context("migrate needs --database-url or --shard-map (or ORDERFLOW_DATABASE_URL)")?;
+    for url in map.databases() {
+        let pool = orderflow_infra::store::postgres::pool(url, 2).with_context(|| format!("pool for {}", redact(url)))?;
+        let applied = orderflow_infra::migrate::run(&pool, orderflow_infra::migrate::MIGRATIONS)
+            .await
+            .with_context(|| format!("migrating {}", redact(url)))?;
+        if applied.is_empty() {
+            println!("{}: up to date", redact(url));
+        } else {
+            println!("{}: applied {:?}", redact(url), applied);
+        }
+    }
+    Ok(())
+}
+
+/// The shard map from the flags: an explicit map wins, else every shard in one database,
+/// else none (embedded).
+pub fn shard_map(
+    database_url: Option<&str>,
+    shard_map: Option<&str>,
+) -> anyhow::Result<Option<orderflow_infra::store::postgres::ShardMap>> {
+    use orderflow_infra::store::postgres::ShardMap;
+    Ok(match (shard_map, database_url) {
+        (Some(map), _) => Some(ShardMap::parse(map).context("--shard-map")?),
+        (None, Some(url)) => Some(ShardMap::single(url)),
+        (None, None) => None,
+    })
+}
+
+/// A database URL without its password, for printing.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+}
