@@ -12,6 +12,9 @@ use std::fmt::Debug;
 
 use crate::decider::Decider;
 
+/// What `decide` answered.
+pub type Decision<D> = Result<Vec<<D as Decider>::Event>, <D as Decider>::Error>;
+
 /// The history an aggregate has before the command.
 pub fn given<D: Decider>(events: impl IntoIterator<Item = D::Event>) -> Given<D> {
     Given {
@@ -43,7 +46,7 @@ impl<D: Decider> Given<D> {
 pub struct When<D: Decider> {
     state: D::State,
     command: D::Command,
-    outcome: Result<Vec<D::Event>, D::Error>,
+    outcome: Decision<D>,
 }
 
 impl<D: Decider> When<D>
@@ -99,7 +102,7 @@ where
     }
 
     /// The raw outcome, for table-driven tests.
-    pub fn outcome(self) -> (D::State, Result<Vec<D::Event>, D::Error>) {
+    pub fn outcome(self) -> (D::State, Decision<D>) {
         (self.state, self.outcome)
     }
 }

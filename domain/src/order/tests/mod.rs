@@ -2,6 +2,7 @@
 //! command pair in `table`, random histories in `props`.
 
 mod codec;
+mod delivery;
 mod props;
 mod rules;
 mod table;
@@ -15,6 +16,13 @@ use crate::quantity::Quantity;
 use crate::testing::{self, Given};
 use crate::text::{Name, Reason};
 use crate::time::Timestamp;
+
+pub(super) fn concat(
+    a: Vec<OrderEvent>,
+    b: impl IntoIterator<Item = OrderEvent>,
+) -> Vec<OrderEvent> {
+    a.into_iter().chain(b).collect()
+}
 
 pub(super) fn given(events: impl IntoIterator<Item = OrderEvent>) -> Given<Order> {
     testing::given(events)
