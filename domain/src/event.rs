@@ -4,6 +4,17 @@
 //! subject), so the payload is just the event's fields. [`DomainEvent::decode`] is the one
 //! place an old payload is read back: when an event's shape changes, its version is bumped and
 //! `decode` learns to upcast the old version, so history is never rewritten.
+//!
+//! ```
+//! use orderflow_domain::order::{OrderClosed, OrderEvent};
+//! use orderflow_domain::{DomainEvent, Timestamp};
+//!
+//! let event: OrderEvent = OrderClosed { at: Timestamp::from_millis(5) }.into();
+//! let (event_type, version) = (event.event_type(), event.event_version());
+//! let payload = event.encode().unwrap(); // {"at": 5}
+//! assert_eq!((event_type, version), ("OrderClosed", 1));
+//! assert_eq!(OrderEvent::decode(event_type, version, payload).unwrap(), event);
+//! ```
 
 use serde::Serialize;
 

@@ -139,12 +139,11 @@ impl Decider for Merchant {
                 }
                 .into()])
             }
-            (MerchantCommand::Open { .. }, Some(_)) => return Err(MerchantError::AlreadyOpened),
             (_, None) => return Err(MerchantError::NotFound),
             (_, Some(profile)) => profile,
         };
         let event: MerchantEvent = match command {
-            MerchantCommand::Open { .. } => unreachable!("handled above"),
+            MerchantCommand::Open { .. } => return Err(MerchantError::AlreadyOpened),
             MerchantCommand::Close { at } => {
                 if !profile.open {
                     return Err(MerchantError::AlreadyClosed);

@@ -1,9 +1,19 @@
 //! A given/when/then harness for deciders, so a test reads as the rule it pins:
 //!
-//! ```ignore
-//! given::<Order>([submitted(), created()])
-//!     .when(cancel_by_buyer())
-//!     .then([cancelled_by_buyer()]);
+//! ```
+//! use orderflow_domain::merchant::{Merchant, MerchantClosed, MerchantCommand, MerchantOpened};
+//! use orderflow_domain::testing::given;
+//! use orderflow_domain::{GeoPoint, Name, Timestamp};
+//!
+//! let opened = MerchantOpened {
+//!     name: Name::parse("Noodle Bar").unwrap(),
+//!     location: GeoPoint::new(39.9, 116.4).unwrap(),
+//!     at: Timestamp::from_millis(0),
+//! };
+//! let at = Timestamp::from_millis(1);
+//! given::<Merchant>([opened.into()])
+//!     .when(MerchantCommand::Close { at })
+//!     .then([MerchantClosed { at }.into()]);
 //! ```
 //!
 //! Public so the command service's tests can state rules the same way.
