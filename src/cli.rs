@@ -4,7 +4,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "orderflow", version, about = "Event-sourced CQRS order backend")]
+#[command(
+    name = "orderflow",
+    version,
+    about = "Event-sourced CQRS order backend"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -33,7 +37,8 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let map = shard_map(args.database_url.as_deref(), args.shard_map.as_deref())?
         .context("migrate needs --database-url or --shard-map (or ORDERFLOW_DATABASE_URL)")?;
     for url in map.databases() {
-        let pool = orderflow_infra::store::postgres::pool(url, 2).with_context(|| format!("pool for {}", redact(url)))?;
+        let pool = orderflow_infra::store::postgres::pool(url, 2)
+            .with_context(|| format!("pool for {}", redact(url)))?;
         let applied = orderflow_infra::migrate::run(&pool, orderflow_infra::migrate::MIGRATIONS)
             .await
             .with_context(|| format!("migrating {}", redact(url)))?;
@@ -66,7 +71,9 @@ pub fn redact(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
                 None => url.to_owned(),
             }
         }
@@ -80,7 +87,10 @@ mod tests {
 
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
     }

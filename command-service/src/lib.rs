@@ -1,7 +1,18 @@
-//! The write side of orderflow (not built yet).
+//! The write side of orderflow.
 //!
-//! Here will live the gRPC `CommandService`, the command handlers that load an aggregate from
-//! the event store, decide with the pure `domain` model and append the result; the per-SKU
-//! single writers that serialise flash-sale reservations; and the process managers (submit /
-//! reservation saga, rider notifier, durable deadlines, reservation reaper).
+//! - [`execute`]: runs a command against one aggregate (load, decide, append) with
+//!   idempotency by command id and optimistic-concurrency retries;
+//! - [`error`]: the one error type and its one mapping to gRPC codes;
+//! - [`clock`]: where "now" comes from (a manual clock in tests).
+//!
+//! Still to come (issue 3): the gRPC `CommandService`, the per-SKU single writers, and the
+//! process managers (submit saga, rider notifier, durable deadlines, reservation reaper).
 #![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod error;
+pub mod execute;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::CommandError;
+pub use execute::{Aggregate, CommandMeta, Executed, Executor};

@@ -59,9 +59,16 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
             let store = db.event_store().await?;
             (store, Some(db))
         }
-        None => (Arc::new(orderflow_infra::store::memory::MemoryEventStore::default()), None),
+        None => (
+            Arc::new(orderflow_infra::store::memory::MemoryEventStore::default()),
+            None,
+        ),
     };
-    let kind = if database.is_some() { "postgres" } else { "memory" };
+    let kind = if database.is_some() {
+        "postgres"
+    } else {
+        "memory"
+    };
     eprintln!(
         "bench append: store={kind}, {} s per scenario, at most {} events each, {} cores",
         duration.as_secs(),
@@ -73,10 +80,32 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for &n in &args.appenders {
         let name = format!("{kind}: {n} appenders, new streams");
-        results.push(scenario(&store, &name, &run_id, n, Streams::Fresh, duration, args.max_events).await);
+        results.push(
+            scenario(
+                &store,
+                &name,
+                &run_id,
+                n,
+                Streams::Fresh,
+                duration,
+                args.max_events,
+            )
+            .await,
+        );
     }
     let name = format!("{kind}: 64 appenders, 4 hot streams");
-    results.push(scenario(&store, &name, &run_id, 64, Streams::Hot(4), duration, args.max_events).await);
+    results.push(
+        scenario(
+            &store,
+            &name,
+            &run_id,
+            64,
+            Streams::Hot(4),
+            duration,
+            args.max_events,
+        )
+        .await,
+    );
 
     if let Some(db) = &database {
         db.shutdown_store(store).await;
@@ -116,7 +145,8 @@ async fn scenario(
             let prefix = format!("bench-{run_id}{appenders}x{task}");
             let hot = match streams {
                 Streams::Hot(n) => Some(
-                    StreamId::parse(format!("bench-{run_id}hot{}", task % n)).expect("bench stream ids are valid"),
+                    StreamId::parse(format!("bench-{run_id}hot{}", task % n))
+                        .expect("bench stream ids are valid"),
                 ),
                 Streams::Fresh => None,
             };
@@ -130,7 +160,8 @@ async fn scenario(
                     let (stream, expected) = match &hot {
                         Some(stream) => (stream.clone(), ExpectedVersion::Any),
                         None => (
-                            StreamId::parse(format!("{prefix}n{i}")).expect("bench stream ids are valid"),
+                            StreamId::parse(format!("{prefix}n{i}"))
+                                .expect("bench stream ids are valid"),
                             ExpectedVersion::NO_STREAM,
                         ),
                     };

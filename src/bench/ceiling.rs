@@ -50,15 +50,23 @@ pub async fn batched_inserts(
     })
 }
 
-async fn insert_batch(client: &mut tokio_postgres::Client, shard: i16, first: i64) -> anyhow::Result<()> {
+async fn insert_batch(
+    client: &mut tokio_postgres::Client,
+    shard: i16,
+    first: i64,
+) -> anyhow::Result<()> {
     let n = ROWS_PER_TRANSACTION;
     let positions: Vec<i64> = (0..n as i64).map(|i| first + i).collect();
-    let streams: Vec<String> = positions.iter().map(|p| format!("ceiling-{shard}x{p}")).collect();
+    let streams: Vec<String> = positions
+        .iter()
+        .map(|p| format!("ceiling-{shard}x{p}"))
+        .collect();
     let versions = vec![1_i64; n];
     let event_ids: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::new_v4()).collect();
     let types = vec!["OrderSubmitted"; n];
     let type_versions = vec![1_i16; n];
-    let payloads: Vec<serde_json::Value> = (0..n as u64).map(super::append::sample_payload).collect();
+    let payloads: Vec<serde_json::Value> =
+        (0..n as u64).map(super::append::sample_payload).collect();
     let command_ids: Vec<String> = event_ids.iter().map(|id| id.to_string()).collect();
     let roles = vec!["buyer"; n];
     let subjects: Vec<String> = (0..n).map(|i| i.to_string()).collect();

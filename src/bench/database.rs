@@ -16,20 +16,32 @@ pub struct BenchDatabase {
 
 impl BenchDatabase {
     pub async fn create(server_url: &str) -> anyhow::Result<Self> {
-        let name = format!("orderflow_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!(
+            "orderflow_bench_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let admin = connect(server_url).await?;
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .with_context(|| format!("creating bench database {name}"))?;
         let url = with_database(server_url, &name)?;
-        Ok(BenchDatabase { admin_url: server_url.to_owned(), name, url })
+        Ok(BenchDatabase {
+            admin_url: server_url.to_owned(),
+            name,
+            url,
+        })
     }
 
     /// The event store under test, on this database, with its default configuration.
     pub async fn event_store(&self) -> anyhow::Result<Arc<dyn EventStore>> {
-        let config = PgStoreConfig { shard_map: ShardMap::single(&self.url), ..PgStoreConfig::default() };
-        let store = PgEventStore::connect(config).await.context("connecting the event store")?;
+        let config = PgStoreConfig {
+            shard_map: ShardMap::single(&self.url),
+            ..PgStoreConfig::default()
+        };
+        let store = PgEventStore::connect(config)
+            .await
+            .context("connecting the event store")?;
         Ok(Arc::new(store))
     }
 
@@ -52,7 +64,10 @@ impl BenchDatabase {
         }
         let admin = connect(&self.admin_url).await?;
         admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .await
             .with_context(|| format!("dropping bench database {}", self.name))?;
         Ok(())
@@ -77,7 +92,10 @@ fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
     };
-    let scheme_end = base.find("://").context("database url must be postgres://…")? + 3;
+    let scheme_end = base
+        .find("://")
+        .context("database url must be postgres://…")?
+        + 3;
     let server = match base[scheme_end..].find('/') {
         Some(slash) => &base[..scheme_end + slash],
         None => base,
@@ -94,8 +112,17 @@ mod tests {
 
     #[test]
     fn with_database_swaps_only_the_database() {
-        assert_eq!(with_database("postgres://u@h:5432/test", "b").unwrap(), "postgres://u@h:5432/b");
-        assert_eq!(with_database("postgres://u@h", "b").unwrap(), "postgres://u@h/b");
-        assert_eq!(with_database("postgres://h/x?sslmode=disable", "b").unwrap(), "postgres://h/b?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h:5432/test", "b").unwrap(),
+            "postgres://u@h:5432/b"
+        );
+        assert_eq!(
+            with_database("postgres://u@h", "b").unwrap(),
+            "postgres://u@h/b"
+        );
+        assert_eq!(
+            with_database("postgres://h/x?sslmode=disable", "b").unwrap(),
+            "postgres://h/b?sslmode=disable"
+        );
     }
 }

@@ -11,7 +11,9 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 pub fn record(h: &mut Histogram<u64>, latency: Duration) {
-    let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+    let us = u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
     // Saturate instead of failing on a pathological outlier beyond a minute.
     h.saturating_record(us);
 }
@@ -34,7 +36,9 @@ impl ScenarioResult {
     }
 
     fn percentile_ms(&self, q: f64) -> Option<f64> {
-        self.latency.as_ref().map(|h| h.value_at_quantile(q) as f64 / 1000.0)
+        self.latency
+            .as_ref()
+            .map(|h| h.value_at_quantile(q) as f64 / 1000.0)
     }
 
     pub fn to_json(&self) -> serde_json::Value {

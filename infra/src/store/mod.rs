@@ -5,9 +5,11 @@
 //! and what it costs.
 
 mod error;
+mod token;
 mod types;
 
 pub use error::StoreError;
+pub use token::{ConsistencyToken, InvalidToken};
 pub use types::*;
 
 use async_trait::async_trait;

@@ -1,0 +1,263 @@
+//! Running a command against one aggregate: load its stream, decide, append.
+//!
+//! This is the only place the write side turns decisions into stored events, so the three
+//! promises of a command live here:
+//! - **idempotent**: a command id already in the stream returns the first answer, whatever the
+//!   aggregate's state has become since (checked before deciding, so a retried submit does not
+//!   meet "already exists");
+//! - **optimistic**: the append expects the version it decided on; on a conflict the stream is
+//!   re-read and the command decided again, a bounded number of times;
+//! - **traceable**: every event carries the command's metadata (command id, correlation,
+//!   causation, actor, time).
+
+use std::sync::Arc;
+
+use orderflow_domain::{Decider, DomainEvent, Refusal, StreamId, Timestamp};
+use orderflow_infra::store::{
+    AppendRequest, CausationId, CommandId, ConsistencyToken, CorrelationId, EventMetadata,
+    EventStore, ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError,
+};
+
+use crate::error::CommandError;
+
+/// How many times a command is re-decided after losing an optimistic-concurrency race.
+const MAX_ATTEMPTS: usize = 8;
+/// Events read per page when loading a stream.
+const PAGE: usize = 1_000;
+
+/// An aggregate the executor can run: a decider whose events are stored and whose refusals
+/// can be classified. Implemented for every such decider.
+pub trait Aggregate:
+    Decider<Command: Clone, Event: DomainEvent + Clone, Error: Refusal + std::fmt::Display>
+{
+}
+
+impl<D> Aggregate for D where
+    D: Decider<Command: Clone, Event: DomainEvent + Clone, Error: Refusal + std::fmt::Display>
+{
+}
+
+/// Who asked, why, and when: becomes the metadata of every event the command appends.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    pub command_id: CommandId,
+    pub correlation_id: CorrelationId,
+    pub causation_id: Option<CausationId>,
+    pub actor: orderflow_domain::Actor,
+    pub at: Timestamp,
+}
+
+impl CommandMeta {
+    fn metadata(&self) -> EventMetadata {
+        EventMetadata {
+            command_id: self.command_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
+            actor: self.actor.clone(),
+            occurred_at: self.at,
+        }
+    }
+}
+
+/// An aggregate's state as loaded from its stream.
+pub struct Loaded<A: Decider> {
+    pub state: A::State,
+    /// Stream version (number of events); 0 for a stream never written.
+    pub version: u64,
+    /// Position of the stream's last event in its shard's log.
+    pub last_position: Option<Position>,
+    recorded: Vec<RecordedEvent>,
+}
+
+impl<A: Decider> Loaded<A> {
+    /// The positions of events this command id already appended, if any.
+    fn previous_run(&self, command_id: &CommandId) -> Option<(Position, Vec<&RecordedEvent>)> {
+        let mine: Vec<&RecordedEvent> = self
+            .recorded
+            .iter()
+            .filter(|e| &e.metadata.command_id == command_id)
+            .collect();
+        mine.last().map(|last| (last.position, mine.clone()))
+    }
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Executed<E> {
+    /// The events the command appended (or, for a repeat, appended the first time).
+    pub events: Vec<E>,
+    /// Read-your-writes token: the last event's position; for a no-op, the stream's head.
+    pub token: Option<ConsistencyToken>,
+    /// True when this command id had already run: nothing was appended now.
+    pub deduplicated: bool,
+    /// Stream version after the command.
+    pub version: u64,
+}
+
+impl<E> Executed<E> {
+    /// The token as the wire carries it: empty when the stream has no events at all.
+    pub fn token_string(&self) -> String {
+        self.token.map(|t| t.to_string()).unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+pub struct Executor {
+    store: Arc<dyn EventStore>,
+}
+
+impl Executor {
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Executor { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// Reads a whole stream and folds it into the aggregate's state.
+    pub async fn load<A: Aggregate>(&self, stream: &StreamId) -> Result<Loaded<A>, CommandError> {
+        let mut recorded = Vec::new();
+        loop {
+            let from = recorded.len() as u64 + 1;
+            let page = self.store.read_stream(stream, from, PAGE).await?;
+            let done = page.len() < PAGE;
+            recorded.extend(page);
+            if done {
+                break;
+            }
+        }
+        let mut state = A::State::default();
+        for event in &recorded {
+            state = A::evolve(state, &decode::<A>(event)?);
+        }
+        Ok(Loaded {
+            state,
+            version: recorded.len() as u64,
+            last_position: recorded.last().map(|e| e.position),
+            recorded,
+        })
+    }
+
+    /// Decides `command` on the stream's current state and appends the outcome.
+    pub async fn execute<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        command: &A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Executed<A::Event>, CommandError> {
+        self.execute_with::<A, _>(stream, meta, |_| Ok(command.clone()))
+            .await
+    }
+
+    /// As [`Executor::execute`], for commands built from the state (e.g. a deadline computed
+    /// from the order): `make` is called again on every attempt.
+    pub async fn execute_with<A, F>(
+        &self,
+        stream: &StreamId,
+        meta: &CommandMeta,
+        make: F,
+    ) -> Result<Executed<A::Event>, CommandError>
+    where
+        A: Aggregate,
+        F: Fn(&A::State) -> Result<A::Command, CommandError>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let loaded = self.load::<A>(stream).await?;
+            if let Some((last, previous)) = loaded.previous_run(&meta.command_id) {
+                let events = previous
+                    .into_iter()
+                    .map(decode::<A>)
+                    .collect::<Result<_, _>>()?;
+                return Ok(Executed {
+                    events,
+                    token: Some(ConsistencyToken::new(stream.shard(), last)),
+                    deduplicated: true,
+                    version: loaded.version,
+                });
+            }
+            let command = make(&loaded.state)?;
+            let events = A::decide(&command, &loaded.state).map_err(CommandError::refused)?;
+            if events.is_empty() {
+                // An exact repeat of what already happened: nothing to append.
+                return Ok(Executed {
+                    events,
+                    token: loaded
+                        .last_position
+                        .map(|p| ConsistencyToken::new(stream.shard(), p)),
+                    deduplicated: false,
+                    version: loaded.version,
+                });
+            }
+            let request = AppendRequest {
+                stream: stream.clone(),
+                expected: ExpectedVersion::Exact(loaded.version),
+                events: events.iter().map(encode).collect::<Result<_, _>>()?,
+                metadata: meta.metadata(),
+            };
+            match self.store.append(request).await {
+                Ok(outcome) if outcome.deduplicated => {
+                    // A concurrent retry of the same command won the race: answer as it did.
+                    let reread = self.load::<A>(stream).await?;
+                    let previous = reread.previous_run(&meta.command_id);
+                    let events = match previous {
+                        Some((_, previous)) => previous
+                            .into_iter()
+                            .map(decode::<A>)
+                            .collect::<Result<_, _>>()?,
+                        None => Vec::new(),
+                    };
+                    return Ok(Executed {
+                        events,
+                        token: Some(ConsistencyToken::new(outcome.shard, outcome.last_position)),
+                        deduplicated: true,
+                        version: reread.version,
+                    });
+                }
+                Ok(outcome) => {
+                    return Ok(Executed {
+                        events,
+                        token: Some(ConsistencyToken::new(outcome.shard, outcome.last_position)),
+                        deduplicated: false,
+                        version: outcome.last_version,
+                    })
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    tracing::debug!(stream = %stream, "lost an append race, deciding again");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CommandError::Contention {
+            stream: stream.to_string(),
+        })
+    }
+}
+
+/// A stored event back into the aggregate's event type (upcasting old versions).
+pub fn decode<A: Aggregate>(event: &RecordedEvent) -> Result<A::Event, CommandError> {
+    A::Event::decode(
+        &event.event_type,
+        event.event_version,
+        event.payload.clone(),
+    )
+    .map_err(|e| {
+        CommandError::Corrupt(format!(
+            "{} v{} at {}/{}: {e}",
+            event.event_type, event.event_version, event.stream, event.stream_version
+        ))
+    })
+}
+
+/// A domain event into a row to append.
+pub fn encode<E: DomainEvent>(event: &E) -> Result<NewEvent, CommandError> {
+    let payload = event
+        .encode()
+        .map_err(|e| CommandError::Corrupt(format!("cannot encode {}: {e}", event.event_type())))?;
+    Ok(NewEvent::new(
+        event.event_type(),
+        event.event_version(),
+        payload,
+    ))
+}
