@@ -15,9 +15,39 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::stream;
+use orderflow_domain::Shard;
 use tokio::sync::watch;
 
 use super::{Position, RecordedEvent, StoreError, Subscription};
+
+/// The last known position of every shard, as watches subscribers wait on.
+pub(crate) struct Heads(Vec<watch::Sender<Position>>);
+
+impl Heads {
+    pub fn new() -> Self {
+        Heads(
+            Shard::all()
+                .map(|_| watch::channel(Position::ZERO).0)
+                .collect(),
+        )
+    }
+
+    /// Raises a shard's head to `position`. Bumps may arrive out of order (two committers,
+    /// or a notification overtaken by a local commit), so the head only ever moves forward.
+    pub fn bump(&self, shard: Shard, position: Position) {
+        self.0[usize::from(shard.index())].send_if_modified(|head| {
+            let moved = position > *head;
+            if moved {
+                *head = position;
+            }
+            moved
+        });
+    }
+
+    pub fn watch(&self, shard: Shard) -> watch::Receiver<Position> {
+        self.0[usize::from(shard.index())].subscribe()
+    }
+}
 
 /// How a subscription reads and waits.
 #[derive(Debug, Clone, Copy)]

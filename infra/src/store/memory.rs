@@ -10,10 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use orderflow_domain::{Shard, StreamId, Timestamp, SHARD_COUNT};
-use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::follow::{follow, FollowConfig};
+use super::follow::{follow, FollowConfig, Heads};
 use super::{
     AppendOutcome, AppendRequest, EventStore, Position, RecordedEvent, StoreError, StoreLimits,
     Subscription,
@@ -34,7 +33,7 @@ struct Shared {
     /// stream's version, its command ids and the shard's log.
     state: Mutex<State>,
     /// Each shard's head, bumped after every commit; subscribers wait on it.
-    heads: Vec<watch::Sender<Position>>,
+    heads: Heads,
     limits: StoreLimits,
 }
 
@@ -67,9 +66,7 @@ impl MemoryEventStore {
         MemoryEventStore {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
-                heads: Shard::all()
-                    .map(|_| watch::channel(Position::ZERO).0)
-                    .collect(),
+                heads: Heads::new(),
                 limits,
             }),
         }
@@ -166,15 +163,8 @@ impl EventStore for MemoryEventStore {
         self.shared.limits.check(&request)?;
         let outcome = self.shared.lock().append(request)?;
         if !outcome.deduplicated {
-            // Outside the lock; two appenders may bump out of order, so keep the maximum.
-            let head = &self.shared.heads[usize::from(outcome.shard.index())];
-            head.send_if_modified(|h| {
-                let moved = outcome.last_position > *h;
-                if moved {
-                    *h = outcome.last_position;
-                }
-                moved
-            });
+            // Outside the lock: `bump` keeps the maximum, so the order of bumps is free.
+            self.shared.heads.bump(outcome.shard, outcome.last_position);
         }
         Ok(outcome)
     }
@@ -216,7 +206,7 @@ impl EventStore for MemoryEventStore {
     }
 
     fn subscribe(&self, shard: Shard, after: Position) -> Subscription {
-        let head = self.shared.heads[usize::from(shard.index())].subscribe();
+        let head = self.shared.heads.watch(shard);
         let shared = Arc::clone(&self.shared);
         let config = FollowConfig {
             page: SUBSCRIPTION_PAGE,

@@ -7,10 +7,12 @@
 mod error;
 mod follow;
 mod memory;
+mod postgres;
 mod types;
 
 pub use error::StoreError;
 pub use memory::MemoryEventStore;
+pub use postgres::{PgEventStore, PgStoreConfig, ShardMap};
 pub use types::*;
 
 use async_trait::async_trait;
