@@ -120,8 +120,8 @@ fn config_error(msg: impl Into<String>) -> StoreError {
 #[derive(Debug, Clone)]
 pub struct PgStoreConfig {
     pub shard_map: ShardMap,
-    /// Connections per database. Each writer keeps one for itself; reads, heads and
-    /// subscription catch-up share the rest.
+    /// Connections per database. Each writer and the notifier keep one for themselves;
+    /// reads, heads and subscription catch-up share the rest.
     pub pool_size: usize,
     /// Group-commit writers per database; writer `w` owns the shards with `shard % W == w`,
     /// so appends to one shard always go through the same writer, in order.
@@ -156,9 +156,10 @@ impl PgStoreConfig {
         if self.writers_per_database == 0 || self.writers_per_database > usize::from(SHARD_COUNT) {
             return Err(config_error("writers_per_database must be 1..=32"));
         }
-        if self.pool_size <= self.writers_per_database {
+        if self.pool_size < self.writers_per_database + 2 {
             return Err(config_error(
-                "pool_size must exceed writers_per_database (writers keep a connection each)",
+                "pool_size must be at least writers_per_database + 2 (writers and the \
+                 notifier keep a connection each; reads need one more)",
             ));
         }
         if self.max_batch_events == 0 || self.max_batch_events > 10_000 {

@@ -5,7 +5,8 @@
 //! - `batch`: deciding a batch in memory (idempotency, concurrency check, positions).
 //! - `writer`: the group-commit writer tasks and their two-round-trip transaction.
 //! - `read`: stream, shard and head reads.
-//! - `listen`: LISTEN/NOTIFY feeding the shards' heads for live subscriptions.
+//! - `notify`: telling other processes of new heads (`pg_notify`, after commit).
+//! - `listen`: LISTEN feeding the shards' heads for live subscriptions.
 //!
 //! `docs/event-store.md` explains the design and what it costs.
 
@@ -13,6 +14,7 @@ mod batch;
 mod codec;
 mod config;
 mod listen;
+mod notify;
 mod read;
 mod writer;
 
@@ -112,6 +114,8 @@ impl PgEventStore {
         let mut tasks = Vec::new();
         let mut queues: Vec<Vec<mpsc::UnboundedSender<Job>>> = Vec::new();
         for (db, url) in map.databases().iter().enumerate() {
+            let (notify, moved) = mpsc::unbounded_channel();
+            tasks.push(tokio::spawn(notify::run(pools[db].clone(), moved)));
             let mut senders = Vec::new();
             for _ in 0..writers {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -120,6 +124,7 @@ impl PgEventStore {
                     jobs: rx,
                     max_batch_events: config.max_batch_events,
                     heads: Arc::clone(&heads),
+                    notify: notify.clone(),
                     shutdown: shutdown.clone(),
                     client: None,
                 };

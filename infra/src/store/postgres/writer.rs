@@ -5,11 +5,11 @@
 //! 1. `BEGIN`; lock the heads of the batch's shards (`FOR UPDATE`, in shard order, so two
 //!    processes writing overlapping shards cannot deadlock); the current version of every
 //!    stream of the batch; the stored outcome of every command id of the batch.
-//! 2. insert every accepted event (one `unnest` statement); move the heads and `pg_notify`
-//!    them (one statement); `COMMIT`.
+//! 2. insert every accepted event (one `unnest` statement); move the heads; `COMMIT`.
 //!
 //! Between the two the batch is decided in memory (`batch::decide`). Callers are answered
-//! only after `COMMIT` returned: an acknowledged append is durable.
+//! only after `COMMIT` returned: an acknowledged append is durable. Then the new heads go
+//! to this process's subscribers (directly) and to other processes (through `notify`).
 //!
 //! The head locks are held until commit, so a transaction that takes later positions of a
 //! shard cannot commit before one holding earlier positions, and a transaction that rolls
@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::batch::{self, Decision, Job, Known};
 use super::codec::{BatchColumns, INSERT_BATCH};
-use super::listen::NOTIFY_CHANNEL;
 use crate::store::follow::Heads;
 use crate::store::{ExpectedVersion, Position, StoreError};
 
@@ -45,12 +44,9 @@ const STORED_COMMANDS: &str = "SELECT e.stream_id, e.command_id, e.position, \
      JOIN events e ON e.stream_id = c.stream_id AND e.command_id = c.command_id \
      WHERE e.command_events IS NOT NULL";
 
-/// The notification carries `shard:position,…` so listeners need no query to learn it.
-const MOVE_HEADS: &str = "WITH moved AS ( \
-     UPDATE shard_heads h SET position = n.position \
+const MOVE_HEADS: &str = "UPDATE shard_heads h SET position = n.position \
      FROM unnest($1::smallint[], $2::bigint[]) AS n(shard, position) \
-     WHERE h.shard = n.shard RETURNING h.shard, h.position) \
-     SELECT pg_notify($3, string_agg(shard::text || ':' || position::text, ',')) FROM moved";
+     WHERE h.shard = n.shard";
 
 /// Why a transaction did not commit.
 enum Failure {
@@ -65,6 +61,8 @@ pub(super) struct Writer {
     pub jobs: mpsc::UnboundedReceiver<Job>,
     pub max_batch_events: usize,
     pub heads: Arc<Heads>,
+    /// New heads for the notifier, which tells other processes.
+    pub notify: mpsc::UnboundedSender<(Shard, Position)>,
     pub shutdown: CancellationToken,
     /// The writer's own connection, kept between batches (its prepared statements too).
     pub client: Option<Object>,
@@ -163,6 +161,9 @@ impl Writer {
                 for shard in Shard::all() {
                     if let Some(head) = known.heads[usize::from(shard.index())] {
                         self.heads.bump(shard, Position::new(head));
+                        // The notifier outlives the writers; a send can only fail while
+                        // the process is going down.
+                        let _ = self.notify.send((shard, Position::new(head)));
                     }
                 }
             }
@@ -336,10 +337,10 @@ async fn transaction(
 
     // Round trip 2. Answered only after COMMIT returned.
     let insert_params = columns.params();
-    let move_params: [&(dyn ToSql + Sync); 3] = [&moved_shards, &moved_heads, &NOTIFY_CHANNEL];
+    let move_params: [&(dyn ToSql + Sync); 2] = [&moved_shards, &moved_heads];
     let (inserted, moved, committed) = futures::join!(
         client.execute(&insert, &insert_params),
-        client.query_one(&move_heads, &move_params),
+        client.execute(&move_heads, &move_params),
         client.batch_execute("COMMIT"),
     );
     // The first statement that failed is the one to blame (the later ones then fail with
