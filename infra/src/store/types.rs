@@ -82,6 +82,8 @@ impl TryFrom<i64> for ExpectedVersion {
 
 /// Longest command, correlation or causation id accepted.
 pub const MAX_ID_LEN: usize = 128;
+/// Highest event schema version accepted (stored as a PostgreSQL `smallint`).
+pub const MAX_EVENT_VERSION: u16 = i16::MAX as u16;
 /// Longest event type name accepted.
 pub const MAX_EVENT_TYPE_LEN: usize = 100;
 
@@ -258,7 +260,8 @@ impl StoreLimits {
             if event.event_type.is_empty() || event.event_type.len() > MAX_EVENT_TYPE_LEN {
                 return Err(StoreError::InvalidEventType { index });
             }
-            if event.event_version == 0 {
+            // Stored as a smallint: above i16::MAX would not round-trip.
+            if event.event_version == 0 || event.event_version > MAX_EVENT_VERSION {
                 return Err(StoreError::InvalidEventVersion { index });
             }
             let bytes = serde_json::to_vec(&event.payload)

@@ -402,12 +402,14 @@ pub async fn bad_input_is_refused_and_nothing_written(store: Arc<dyn EventStore>
         store.append(no_type).await,
         Err(StoreError::InvalidEventType { index: 0 })
     ));
-    let mut version_zero = request(&s, v(0), 1);
-    version_zero.events[0].event_version = 0;
-    assert!(matches!(
-        store.append(version_zero).await,
-        Err(StoreError::InvalidEventVersion { index: 0 })
-    ));
+    for bad_version in [0, u16::MAX] {
+        let mut bad = request(&s, v(0), 1);
+        bad.events[0].event_version = bad_version;
+        assert!(matches!(
+            store.append(bad).await,
+            Err(StoreError::InvalidEventVersion { index: 0 })
+        ));
+    }
 
     for shard in Shard::all() {
         assert_eq!(store.head(shard).await.unwrap(), Position::ZERO, "{shard}");

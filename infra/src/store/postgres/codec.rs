@@ -76,8 +76,7 @@ impl PendingAppend {
             .map(|e| PendingEvent {
                 event_id: e.event_id,
                 event_type: e.event_type,
-                // Checked by the limits to be >= 1; a u16 above i16::MAX is stored saturated
-                // rather than wrapped to a negative number.
+                // The limits checked it is 1..=i16::MAX.
                 event_version: i16::try_from(e.event_version).unwrap_or(i16::MAX),
                 payload: RawJsonb(
                     serde_json::to_vec(&e.payload).expect("a serde_json::Value always serializes"),
