@@ -37,9 +37,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let map = shard_map(args.database_url.as_deref(), args.shard_map.as_deref())?
         .context("migrate needs --database-url or --shard-map (or ORDERFLOW_DATABASE_URL)")?;
     for url in map.databases() {
-        let pool = orderflow_infra::store::postgres::pool(url, 2)
-            .with_context(|| format!("pool for {}", redact(url)))?;
-        let applied = orderflow_infra::migrate::run(&pool, orderflow_infra::migrate::MIGRATIONS)
+        let applied = orderflow_infra::migrate::run_url(url)
             .await
             .with_context(|| format!("migrating {}", redact(url)))?;
         if applied.is_empty() {
@@ -56,8 +54,8 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 pub fn shard_map(
     database_url: Option<&str>,
     shard_map: Option<&str>,
-) -> anyhow::Result<Option<orderflow_infra::store::postgres::ShardMap>> {
-    use orderflow_infra::store::postgres::ShardMap;
+) -> anyhow::Result<Option<orderflow_infra::store::ShardMap>> {
+    use orderflow_infra::store::ShardMap;
     Ok(match (shard_map, database_url) {
         (Some(map), _) => Some(ShardMap::parse(map).context("--shard-map")?),
         (None, Some(url)) => Some(ShardMap::single(url)),

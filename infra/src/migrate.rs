@@ -123,3 +123,16 @@ async fn apply_pending(
     }
     Ok(applied)
 }
+
+/// Applies [`MIGRATIONS`] to the database at `url` over one short-lived connection: what
+/// `orderflow migrate` does for each database of the shard map.
+pub async fn run_url(url: &str) -> Result<Vec<i32>, MigrateError> {
+    let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| MigrateError::Unavailable(e.to_string()))?;
+    let connection = tokio::spawn(connection);
+    let result = run_on(&mut client, MIGRATIONS).await;
+    drop(client);
+    let _ = connection.await;
+    result
+}

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use orderflow_domain::{Actor, Role, StreamId, Timestamp};
 use orderflow_infra::store::{
-    AppendRequest, CommandId, CorrelationId, EventMetadata, EventStore, ExpectedVersion, NewEvent,
+    AppendRequest, CommandId, CorrelationId, EventMetadata, EventStore, ExpectedVersion,
+    MemoryEventStore, NewEvent,
 };
 use serde_json::json;
 
@@ -53,16 +54,13 @@ enum Streams {
 
 pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.seconds.max(1));
-    let (store, database): (Arc<dyn EventStore>, Option<BenchDatabase>) = match &args.database_url {
+    let (store, pg, database): (Arc<dyn EventStore>, _, _) = match &args.database_url {
         Some(url) => {
             let db = BenchDatabase::create(url).await?;
-            let store = db.event_store().await?;
-            (store, Some(db))
+            let pg = db.event_store().await?;
+            (Arc::new(pg.clone()), Some(pg), Some(db))
         }
-        None => (
-            Arc::new(orderflow_infra::store::memory::MemoryEventStore::default()),
-            None,
-        ),
+        None => (Arc::new(MemoryEventStore::default()), None, None),
     };
     let kind = if database.is_some() {
         "postgres"
@@ -107,8 +105,9 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
         .await,
     );
 
-    if let Some(db) = &database {
-        db.shutdown_store(store).await;
+    if let (Some(db), Some(pg)) = (&database, &pg) {
+        // A quiet database for the ceiling: the store's writers and listener stop first.
+        db.shutdown_store(pg).await;
         for writers in [1, 4, 8] {
             results.push(ceiling::batched_inserts(db, writers, duration, args.max_events).await?);
         }

@@ -1,11 +1,8 @@
 //! A fresh PostgreSQL database per bench run, on the server the user named, dropped at the end:
 //! the figures never depend on what an earlier run left behind, and nothing is polluted.
 
-use std::sync::Arc;
-
 use anyhow::Context;
-use orderflow_infra::store::postgres::{PgEventStore, PgStoreConfig, ShardMap};
-use orderflow_infra::store::EventStore;
+use orderflow_infra::store::{PgEventStore, PgStoreConfig, ShardMap};
 use tokio_postgres::NoTls;
 
 pub struct BenchDatabase {
@@ -34,23 +31,16 @@ impl BenchDatabase {
     }
 
     /// The event store under test, on this database, with its default configuration.
-    pub async fn event_store(&self) -> anyhow::Result<Arc<dyn EventStore>> {
-        let config = PgStoreConfig {
-            shard_map: ShardMap::single(&self.url),
-            ..PgStoreConfig::default()
-        };
-        let store = PgEventStore::connect(config)
+    pub async fn event_store(&self) -> anyhow::Result<PgEventStore> {
+        let config = PgStoreConfig::new(ShardMap::single(&self.url));
+        PgEventStore::connect(config)
             .await
-            .context("connecting the event store")?;
-        Ok(Arc::new(store))
+            .context("connecting the event store")
     }
 
     /// Stops the store's writers so the ceiling runs on a quiet database.
-    pub async fn shutdown_store(&self, store: Arc<dyn EventStore>) {
-        drop(store);
-        // Writers and the listener stop when the last handle is gone; give them a moment to
-        // close their connections before the ceiling starts.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    pub async fn shutdown_store(&self, store: &PgEventStore) {
+        store.shutdown().await;
     }
 
     pub async fn client(&self) -> anyhow::Result<tokio_postgres::Client> {

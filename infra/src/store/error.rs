@@ -25,7 +25,7 @@ pub enum StoreError {
     TooManyEvents { got: usize, max: usize },
     #[error("event type must be 1..=100 characters (event {index})")]
     InvalidEventType { index: usize },
-    #[error("event version must be >= 1 (event {index})")]
+    #[error("event version must be 1..=32767 (event {index})")]
     InvalidEventVersion { index: usize },
     #[error("payload is {bytes} bytes, the limit is {max} (event {index})")]
     PayloadTooLarge {

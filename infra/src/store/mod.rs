@@ -5,10 +5,15 @@
 //! and what it costs.
 
 mod error;
+mod follow;
+mod memory;
+mod postgres;
 mod token;
 mod types;
 
 pub use error::StoreError;
+pub use memory::MemoryEventStore;
+pub use postgres::{PgEventStore, PgStoreConfig, ShardMap};
 pub use token::{ConsistencyToken, InvalidToken};
 pub use types::*;
 

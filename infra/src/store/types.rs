@@ -53,6 +53,19 @@ pub enum ExpectedVersion {
 
 impl ExpectedVersion {
     pub const NO_STREAM: ExpectedVersion = ExpectedVersion::Exact(0);
+
+    /// The optimistic concurrency check every store makes: `Ok` if a stream at `actual`
+    /// satisfies this expectation, else the typed [`StoreError::Conflict`].
+    pub fn check(self, stream: &StreamId, actual: u64) -> Result<(), StoreError> {
+        match self {
+            ExpectedVersion::Exact(expected) if expected != actual => Err(StoreError::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl TryFrom<i64> for ExpectedVersion {
@@ -69,6 +82,8 @@ impl TryFrom<i64> for ExpectedVersion {
 
 /// Longest command, correlation or causation id accepted.
 pub const MAX_ID_LEN: usize = 128;
+/// Highest event schema version accepted (stored as a PostgreSQL `smallint`).
+pub const MAX_EVENT_VERSION: u16 = i16::MAX as u16;
 /// Longest event type name accepted.
 pub const MAX_EVENT_TYPE_LEN: usize = 100;
 
@@ -245,7 +260,8 @@ impl StoreLimits {
             if event.event_type.is_empty() || event.event_type.len() > MAX_EVENT_TYPE_LEN {
                 return Err(StoreError::InvalidEventType { index });
             }
-            if event.event_version == 0 {
+            // Stored as a smallint: above i16::MAX would not round-trip.
+            if event.event_version == 0 || event.event_version > MAX_EVENT_VERSION {
                 return Err(StoreError::InvalidEventVersion { index });
             }
             let bytes = serde_json::to_vec(&event.payload)

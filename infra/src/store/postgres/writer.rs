@@ -1,0 +1,358 @@
+//! The group-commit writer: one task per (database, `shard % W`), committing everything
+//! queued for its shards in one transaction.
+//!
+//! A transaction is two round trips, each a pipeline of statements sent together:
+//! 1. `BEGIN`; lock the heads of the batch's shards (`FOR UPDATE`, in shard order, so two
+//!    processes writing overlapping shards cannot deadlock); the current version of every
+//!    stream of the batch; the stored outcome of every command id of the batch.
+//! 2. insert every accepted event (one `unnest` statement); move the heads; `COMMIT`.
+//!
+//! Between the two the batch is decided in memory (`batch::decide`). Callers are answered
+//! only after `COMMIT` returned: an acknowledged append is durable. Then the new heads go
+//! to this process's subscribers (directly) and to other processes (through `notify`).
+//!
+//! The head locks are held until commit, so a transaction that takes later positions of a
+//! shard cannot commit before one holding earlier positions, and a transaction that rolls
+//! back never advanced the head: positions are gap-free in commit order, also across
+//! processes sharing the database.
+
+use std::sync::Arc;
+
+use deadpool_postgres::{Object, Pool};
+use orderflow_domain::Shard;
+use tokio::sync::mpsc;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_util::sync::CancellationToken;
+
+use super::batch::{self, Decision, Job, Known};
+use super::codec::{BatchColumns, INSERT_BATCH};
+use crate::store::follow::Heads;
+use crate::store::{ExpectedVersion, Position, StoreError};
+
+const LOCK_HEADS: &str = "SELECT shard, position FROM shard_heads \
+     WHERE shard = ANY($1::smallint[]) ORDER BY shard FOR UPDATE";
+
+/// One index probe per stream (the newest version), not a scan of its events.
+const STREAM_VERSIONS: &str = "SELECT s.stream_id, \
+     (SELECT max(e.stream_version) FROM events e WHERE e.stream_id = s.stream_id) \
+     FROM unnest($1::text[]) AS s(stream_id)";
+
+const STORED_COMMANDS: &str = "SELECT e.stream_id, e.command_id, e.position, \
+     e.stream_version, e.command_events \
+     FROM unnest($1::text[], $2::text[]) AS c(stream_id, command_id) \
+     JOIN events e ON e.stream_id = c.stream_id AND e.command_id = c.command_id \
+     WHERE e.command_events IS NOT NULL";
+
+const MOVE_HEADS: &str = "UPDATE shard_heads h SET position = n.position \
+     FROM unnest($1::smallint[], $2::bigint[]) AS n(shard, position) \
+     WHERE h.shard = n.shard";
+
+/// Why a transaction did not commit.
+enum Failure {
+    /// The database refused a statement: one of the appends is to blame, or none.
+    Refused(tokio_postgres::Error),
+    /// No connection, or it broke: nothing can be said about any append.
+    Unavailable(String),
+}
+
+pub(super) struct Writer {
+    pub pool: Pool,
+    pub jobs: mpsc::UnboundedReceiver<Job>,
+    pub max_batch_events: usize,
+    pub heads: Arc<Heads>,
+    /// New heads for the notifier, which tells other processes.
+    pub notify: mpsc::UnboundedSender<(Shard, Position)>,
+    pub shutdown: CancellationToken,
+    /// The writer's own connection, kept between batches (its prepared statements too).
+    pub client: Option<Object>,
+}
+
+impl Writer {
+    /// Runs until shutdown; then commits what is still queued and returns.
+    pub async fn run(mut self) {
+        let mut carry: Option<Job> = None;
+        let mut closing = false;
+        loop {
+            let first = match carry.take() {
+                Some(job) => job,
+                None => tokio::select! {
+                    biased;
+                    job = self.jobs.recv() => match job {
+                        Some(job) => job,
+                        // Closed and drained: every queued append was answered.
+                        None => break,
+                    },
+                    _ = self.shutdown.cancelled(), if !closing => {
+                        // New appends now fail with ShuttingDown; the queue still drains.
+                        self.jobs.close();
+                        closing = true;
+                        continue;
+                    }
+                },
+            };
+            let mut events = first.append.events.len();
+            let mut batch = vec![first];
+            while events < self.max_batch_events {
+                let Ok(job) = self.jobs.try_recv() else { break };
+                if events + job.append.events.len() > self.max_batch_events {
+                    carry = Some(job);
+                    break;
+                }
+                events += job.append.events.len();
+                batch.push(job);
+            }
+            self.commit_batch(batch).await;
+        }
+    }
+
+    async fn commit_batch(&mut self, batch: Vec<Job>) {
+        match self.commit(&batch).await {
+            Ok(decisions) => answer(batch, decisions),
+            Err(Failure::Refused(_)) if batch.len() > 1 => {
+                // One append made the database refuse the whole transaction (a trigger, a
+                // constraint): retry each alone, in order, so only the bad one fails.
+                tracing::debug!(jobs = batch.len(), "batch refused, retrying one by one");
+                for job in batch {
+                    let result = match self.commit(std::slice::from_ref(&job)).await {
+                        Ok(mut decisions) => match decisions.pop() {
+                            Some(Decision::Write(outcome)) => Ok(outcome),
+                            Some(Decision::Answer(result)) => result,
+                            None => Err(StoreError::Unavailable("no decision".into())),
+                        },
+                        Err(failure) => Err(self.explain(&job, failure).await),
+                    };
+                    job.answer(result);
+                }
+            }
+            Err(failure) if batch.len() == 1 => {
+                let error = self.explain(&batch[0], failure).await;
+                if let Some(job) = batch.into_iter().next() {
+                    job.answer(Err(error));
+                }
+            }
+            Err(failure) => {
+                // Nothing is known of any append: each caller may retry with its command id.
+                let msg = match failure {
+                    Failure::Unavailable(msg) => msg,
+                    Failure::Refused(e) => e.to_string(),
+                };
+                for job in batch {
+                    job.answer(Err(StoreError::Unavailable(msg.clone())));
+                }
+            }
+        }
+    }
+
+    /// One transaction for `jobs`; rolls back on any failure.
+    async fn commit(&mut self, jobs: &[Job]) -> Result<Vec<Decision>, Failure> {
+        if self.client.is_none() {
+            let client = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| Failure::Unavailable(e.to_string()))?;
+            self.client = Some(client);
+        }
+        let client = self.client.as_ref().expect("just set");
+        let result = transaction(client, jobs).await;
+        match &result {
+            Ok((_, known)) => {
+                for shard in Shard::all() {
+                    if let Some(head) = known.heads[usize::from(shard.index())] {
+                        self.heads.bump(shard, Position::new(head));
+                        // The notifier outlives the writers; a send can only fail while
+                        // the process is going down.
+                        let _ = self.notify.send((shard, Position::new(head)));
+                    }
+                }
+            }
+            Err(e) => {
+                if e.as_db_error().is_none() || client.batch_execute("ROLLBACK").await.is_err() {
+                    // A broken connection: take a fresh one next time.
+                    self.client = None;
+                }
+            }
+        }
+        result
+            .map(|(decisions, _)| decisions)
+            .map_err(|e| match e.as_db_error() {
+                Some(_) => Failure::Refused(e),
+                None => Failure::Unavailable(e.to_string()),
+            })
+    }
+
+    /// The typed error of one append the database refused alone.
+    async fn explain(&mut self, job: &Job, failure: Failure) -> StoreError {
+        let e = match failure {
+            Failure::Unavailable(msg) => return StoreError::Unavailable(msg),
+            Failure::Refused(e) => e,
+        };
+        let Some(db) = e.as_db_error() else {
+            return StoreError::Unavailable(e.to_string());
+        };
+        if *db.code() != SqlState::UNIQUE_VIOLATION {
+            // A trigger or a check refused it; retrying the same append will not help, but
+            // the store has no narrower error for "the database refused".
+            return StoreError::Unavailable(format!("database refused the append: {db}"));
+        }
+        let append = &job.append;
+        if db.constraint() == Some("events_event_id_key") {
+            let ids: Vec<uuid::Uuid> = append.events.iter().map(|e| e.event_id).collect();
+            let stored = match &self.client {
+                Some(c) => c
+                    .query_opt(
+                        "SELECT event_id FROM events WHERE event_id = ANY($1) LIMIT 1",
+                        &[&ids],
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|row| row.get(0)),
+                None => None,
+            };
+            return StoreError::DuplicateEventId(stored.unwrap_or(ids[0]));
+        }
+        // The stream moved under us: only possible if something wrote the table without
+        // taking the head lock. Report it as the conflict it is.
+        let actual = match &self.client {
+            Some(c) => c
+                .query_one(
+                    "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1",
+                    &[&append.stream.as_str()],
+                )
+                .await
+                .map(|row| row.get::<_, i64>(0) as u64)
+                .unwrap_or(0),
+            None => 0,
+        };
+        StoreError::Conflict {
+            stream: append.stream.clone(),
+            expected: match append.expected {
+                ExpectedVersion::Exact(v) => v,
+                ExpectedVersion::Any => actual,
+            },
+            actual,
+        }
+    }
+}
+
+fn answer(batch: Vec<Job>, decisions: Vec<Decision>) {
+    for (job, decision) in batch.into_iter().zip(decisions) {
+        job.answer(match decision {
+            Decision::Write(outcome) => Ok(outcome),
+            Decision::Answer(result) => result,
+        });
+    }
+}
+
+/// The two pipelined round trips of the module doc. Errors leave the transaction open
+/// (or aborted) for the caller to roll back.
+async fn transaction(
+    client: &Object,
+    jobs: &[Job],
+) -> Result<(Vec<Decision>, Known), tokio_postgres::Error> {
+    let mut shards: Vec<i16> = jobs
+        .iter()
+        .map(|j| i16::from(j.append.stream.shard().index()))
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let mut streams: Vec<&str> = jobs.iter().map(|j| j.append.stream.as_str()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let command_streams: Vec<&str> = jobs.iter().map(|j| j.append.stream.as_str()).collect();
+    let command_ids: Vec<&str> = jobs
+        .iter()
+        .map(|j| j.append.metadata.command_id.as_str())
+        .collect();
+
+    let lock = client.prepare_cached(LOCK_HEADS).await?;
+    let versions = client.prepare_cached(STREAM_VERSIONS).await?;
+    let commands = client.prepare_cached(STORED_COMMANDS).await?;
+    let insert = client.prepare_cached(INSERT_BATCH).await?;
+    let move_heads = client.prepare_cached(MOVE_HEADS).await?;
+
+    // Round trip 1. Statements of one session run in order, so the lookups run after the
+    // lock is granted and (read committed) see everything committed before it.
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&shards];
+    let version_params: [&(dyn ToSql + Sync); 1] = [&streams];
+    let command_params: [&(dyn ToSql + Sync); 2] = [&command_streams, &command_ids];
+    let (begun, head_rows, version_rows, command_rows) = futures::join!(
+        client.batch_execute("BEGIN"),
+        client.query(&lock, &lock_params),
+        client.query(&versions, &version_params),
+        client.query(&commands, &command_params),
+    );
+    begun?;
+    let mut known = Known::default();
+    for row in head_rows? {
+        let shard: i16 = row.get(0);
+        let position: i64 = row.get(1);
+        known.heads[shard as usize] = Some(position as u64);
+    }
+    for row in version_rows? {
+        if let Some(version) = row.get::<_, Option<i64>>(1) {
+            known.versions.insert(row.get(0), version as u64);
+        }
+    }
+    let locked = shards.clone();
+    for row in command_rows? {
+        let stream: String = row.get(0);
+        let shard = jobs
+            .iter()
+            .find(|j| j.append.stream.as_str() == stream)
+            .map(|j| j.append.stream.shard())
+            .expect("a stored command of a stream of the batch");
+        let outcome = batch::outcome(
+            shard,
+            row.get::<_, i64>(2) as u64,
+            row.get::<_, i64>(3) as u64,
+            row.get::<_, i32>(4) as u64,
+        );
+        known.commands.insert((stream, row.get(1)), outcome);
+    }
+    let before = known.heads;
+    let decisions = batch::decide(jobs, &mut known);
+
+    let mut columns = BatchColumns::default();
+    for (job, decision) in jobs.iter().zip(&decisions) {
+        if let Decision::Write(o) = decision {
+            columns.push(&job.append, o.first_position.get(), o.first_version);
+        }
+    }
+    if columns.len() == 0 {
+        // Nothing to write (all conflicts or repeats): release the locks.
+        client.batch_execute("ROLLBACK").await?;
+        known.heads = Default::default();
+        return Ok((decisions, known));
+    }
+    let (moved_shards, moved_heads): (Vec<i16>, Vec<i64>) = locked
+        .iter()
+        .filter_map(|&s| {
+            let i = s as usize;
+            (known.heads[i] != before[i]).then(|| (s, known.heads[i].unwrap_or(0) as i64))
+        })
+        .unzip();
+
+    // Round trip 2. Answered only after COMMIT returned.
+    let insert_params = columns.params();
+    let move_params: [&(dyn ToSql + Sync); 2] = [&moved_shards, &moved_heads];
+    let (inserted, moved, committed) = futures::join!(
+        client.execute(&insert, &insert_params),
+        client.execute(&move_heads, &move_params),
+        client.batch_execute("COMMIT"),
+    );
+    // The first statement that failed is the one to blame (the later ones then fail with
+    // "transaction aborted", and COMMIT turns into ROLLBACK).
+    inserted?;
+    moved?;
+    committed?;
+    // Only shards that moved are reported to the subscribers' heads.
+    for (i, head) in known.heads.iter_mut().enumerate() {
+        if *head == before[i] {
+            *head = None;
+        }
+    }
+    Ok((decisions, known))
+}
