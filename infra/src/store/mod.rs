@@ -5,9 +5,12 @@
 //! and what it costs.
 
 mod error;
+mod follow;
+mod memory;
 mod types;
 
 pub use error::StoreError;
+pub use memory::MemoryEventStore;
 pub use types::*;
 
 use async_trait::async_trait;

@@ -53,6 +53,19 @@ pub enum ExpectedVersion {
 
 impl ExpectedVersion {
     pub const NO_STREAM: ExpectedVersion = ExpectedVersion::Exact(0);
+
+    /// The optimistic concurrency check every store makes: `Ok` if a stream at `actual`
+    /// satisfies this expectation, else the typed [`StoreError::Conflict`].
+    pub fn check(self, stream: &StreamId, actual: u64) -> Result<(), StoreError> {
+        match self {
+            ExpectedVersion::Exact(expected) if expected != actual => Err(StoreError::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl TryFrom<i64> for ExpectedVersion {
