@@ -22,8 +22,11 @@ pub trait CheckpointStore: Send + Sync + 'static {
     async fn load(&self, name: &str) -> Result<HashMap<Shard, Position>, CheckpointError>;
 
     /// Moves the given shards' positions forward (a lower position than stored is ignored).
-    async fn save(&self, name: &str, positions: &[(Shard, Position)])
-        -> Result<(), CheckpointError>;
+    async fn save(
+        &self,
+        name: &str,
+        positions: &[(Shard, Position)],
+    ) -> Result<(), CheckpointError>;
 
     /// Forgets every position of `name` (a rebuild starts from zero).
     async fn reset(&self, name: &str) -> Result<(), CheckpointError>;

@@ -40,7 +40,10 @@ struct Envelope {
 
 /// The message the relay publishes for a recorded event: on
 /// `{prefix}.events.{shard}.{category}.{type}`, `Nats-Msg-Id` = event id.
-pub fn encode_event(subjects: &Subjects, event: &RecordedEvent) -> Result<OutgoingMessage, BusError> {
+pub fn encode_event(
+    subjects: &Subjects,
+    event: &RecordedEvent,
+) -> Result<OutgoingMessage, BusError> {
     let body = Envelope {
         envelope: ENVELOPE_VERSION,
         event_id: event.event_id,
@@ -131,7 +134,10 @@ pub(crate) mod tests {
         let event = sample_event("order-2026112200000000117", 9);
         let out = encode_event(&subjects, &event).unwrap();
         assert_eq!(out.subject, "orderflow.events.17.order.OrderSubmitted");
-        assert_eq!(out.msg_id.as_deref(), Some(event.event_id.to_string().as_str()));
+        assert_eq!(
+            out.msg_id.as_deref(),
+            Some(event.event_id.to_string().as_str())
+        );
         let received = BusMessage {
             subject: out.subject.clone(),
             headers: out.wire_headers(),

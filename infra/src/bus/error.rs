@@ -44,10 +44,7 @@ pub enum BusError {
 }
 
 impl BusError {
-    pub(crate) fn unavailable(
-        op: &'static str,
-        source: impl Into<BoxError>,
-    ) -> BusError {
+    pub(crate) fn unavailable(op: &'static str, source: impl Into<BoxError>) -> BusError {
         BusError::Unavailable {
             op,
             source: source.into(),
@@ -63,7 +60,10 @@ impl BusError {
 
     /// True for faults of the backend rather than of the request: retrying may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, BusError::Unavailable { .. } | BusError::Timeout { .. })
+        matches!(
+            self,
+            BusError::Unavailable { .. } | BusError::Timeout { .. }
+        )
     }
 }
 

@@ -16,8 +16,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{
     subject_matches, validate_consumer_name, validate_subject, AckKind, Acker, BusError,
-    BusMessage, ConsumerConfig, Delivery, DurableConsumer, EventBus, OutgoingMessage,
-    PendingAck, PublishAck, StreamKind, Subjects, TransientSubscription,
+    BusMessage, ConsumerConfig, Delivery, DurableConsumer, EventBus, OutgoingMessage, PendingAck,
+    PublishAck, StreamKind, Subjects, TransientSubscription,
 };
 
 /// JetStream's default dedup window.
@@ -111,7 +111,12 @@ impl Shared {
 }
 
 impl State {
-    fn store(&mut self, kind: StreamKind, message: OutgoingMessage, window: Duration) -> PublishAck {
+    fn store(
+        &mut self,
+        kind: StreamKind,
+        message: OutgoingMessage,
+        window: Duration,
+    ) -> PublishAck {
         let now = Instant::now();
         while let Some((at, _)) = self.dedup_expiry.front() {
             if now.duration_since(*at) < window {
@@ -230,10 +235,7 @@ impl EventBus for InProcessBus {
         Ok(futures::future::ready(Ok(ack)).boxed())
     }
 
-    async fn consumer(
-        &self,
-        config: ConsumerConfig,
-    ) -> Result<Box<dyn DurableConsumer>, BusError> {
+    async fn consumer(&self, config: ConsumerConfig) -> Result<Box<dyn DurableConsumer>, BusError> {
         validate_consumer_name(&config.name)?;
         let kind = self
             .subjects
@@ -256,7 +258,12 @@ impl EventBus for InProcessBus {
     }
 
     async fn delete_consumer(&self, stream: StreamKind, name: &str) -> Result<(), BusError> {
-        match self.shared.lock().consumers.remove(&(stream, name.to_owned())) {
+        match self
+            .shared
+            .lock()
+            .consumers
+            .remove(&(stream, name.to_owned()))
+        {
             Some(_) => Ok(()),
             None => Err(BusError::ConsumerNotFound(name.to_owned())),
         }
@@ -372,4 +379,3 @@ impl Acker for InProcessAcker {
         Ok(())
     }
 }
-

@@ -21,6 +21,8 @@ mod ordered;
 mod relay;
 mod subjects;
 
+#[cfg(test)]
+mod tests;
 
 pub use checkpoint::{CheckpointStore, MemoryCheckpointStore, PgCheckpointStore};
 pub use envelope::{decode_event, encode_event, headers as header_names, ENVELOPE_VERSION};
@@ -28,12 +30,12 @@ pub use error::{BoxError, BusError, CheckpointError, ConsumerError};
 pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusConfig};
 pub use ordered::{
-    dlq_headers, redrive, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig, ShardSelection,
+    dlq_headers, redrive, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig,
+    ShardSelection,
 };
 pub use relay::{Relay, RelayConfig, RelayError, RelayStats};
 pub use subjects::{
-    subject_matches, validate_consumer_name, validate_subject, StreamKind, Subjects,
-    DEFAULT_PREFIX,
+    subject_matches, validate_consumer_name, validate_subject, StreamKind, Subjects, DEFAULT_PREFIX,
 };
 
 use std::collections::BTreeMap;
@@ -253,8 +255,7 @@ pub trait EventBus: Send + Sync + 'static {
     }
 
     /// Creates the durable consumer, or binds to it if it exists (keeping its progress).
-    async fn consumer(&self, config: ConsumerConfig)
-        -> Result<Box<dyn DurableConsumer>, BusError>;
+    async fn consumer(&self, config: ConsumerConfig) -> Result<Box<dyn DurableConsumer>, BusError>;
 
     /// Deletes a durable consumer and its progress.
     async fn delete_consumer(&self, stream: StreamKind, name: &str) -> Result<(), BusError>;

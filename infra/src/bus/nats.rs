@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 
 use super::{
-    validate_consumer_name, validate_subject, AckKind, Acker, BusError, BusMessage,
-    ConsumerConfig, Delivery, DurableConsumer, EventBus, Headers, OutgoingMessage, PendingAck,
-    PublishAck, StreamKind, Subjects, TransientSubscription,
+    validate_consumer_name, validate_subject, AckKind, Acker, BusError, BusMessage, ConsumerConfig,
+    Delivery, DurableConsumer, EventBus, Headers, OutgoingMessage, PendingAck, PublishAck,
+    StreamKind, Subjects, TransientSubscription,
 };
 
 /// How the JetStream streams are created.
@@ -194,10 +194,7 @@ impl EventBus for NatsBus {
         .boxed())
     }
 
-    async fn consumer(
-        &self,
-        config: ConsumerConfig,
-    ) -> Result<Box<dyn DurableConsumer>, BusError> {
+    async fn consumer(&self, config: ConsumerConfig) -> Result<Box<dyn DurableConsumer>, BusError> {
         validate_consumer_name(&config.name)?;
         let (_, stream) = self.stream(&config.filter_subject).await?;
         let consumer = stream

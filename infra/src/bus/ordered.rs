@@ -322,9 +322,7 @@ impl OrderedConsumer {
     async fn flush(&mut self) -> Result<(), ConsumerError> {
         if !self.dirty.is_empty() {
             let positions: Vec<_> = self.dirty.iter().map(|(s, p)| (*s, *p)).collect();
-            self.checkpoints
-                .save(&self.config.name, &positions)
-                .await?;
+            self.checkpoints.save(&self.config.name, &positions).await?;
             self.dirty.clear();
         }
         for acker in self.held.drain(..) {
@@ -366,7 +364,8 @@ fn dead_letter_message(
         }
     }
     if let Some(id) = original.header(MSG_ID_HEADER) {
-        out.headers.insert(dlq_headers::MSG_ID.to_owned(), id.to_owned());
+        out.headers
+            .insert(dlq_headers::MSG_ID.to_owned(), id.to_owned());
     }
     out.with_header(dlq_headers::ERROR, text)
         .with_header(dlq_headers::SUBJECT, original.subject.clone())
@@ -400,7 +399,10 @@ pub async fn redrive(bus: &dyn EventBus, consumer: &str, max: usize) -> Result<u
         for delivery in batch {
             let m = &delivery.message;
             let Some(subject) = m.header(dlq_headers::SUBJECT) else {
-                tracing::warn!(seq = delivery.stream_sequence, "dead letter without a subject");
+                tracing::warn!(
+                    seq = delivery.stream_sequence,
+                    "dead letter without a subject"
+                );
                 delivery.term().await?;
                 continue;
             };
@@ -421,4 +423,3 @@ pub async fn redrive(bus: &dyn EventBus, consumer: &str, max: usize) -> Result<u
     tracing::info!(redriven = done, "redrive done");
     Ok(done)
 }
-

@@ -25,7 +25,11 @@ pub enum StreamKind {
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 3] = [StreamKind::Events, StreamKind::Views, StreamKind::DeadLetters];
+    pub const ALL: [StreamKind; 3] = [
+        StreamKind::Events,
+        StreamKind::Views,
+        StreamKind::DeadLetters,
+    ];
 
     fn token(self) -> &'static str {
         match self {
@@ -120,7 +124,9 @@ impl Subjects {
     pub fn stream_of(&self, subject: &str) -> Option<StreamKind> {
         let rest = subject.strip_prefix(&self.prefix)?.strip_prefix('.')?;
         let first = rest.split('.').next()?;
-        StreamKind::ALL.into_iter().find(|k| k.token() == first && rest.len() > first.len())
+        StreamKind::ALL
+            .into_iter()
+            .find(|k| k.token() == first && rest.len() > first.len())
     }
 }
 
@@ -143,7 +149,10 @@ pub fn validate_consumer_name(name: &str) -> Result<(), BusError> {
 pub fn validate_subject(subject: &str) -> Result<(), BusError> {
     let ok = !subject.is_empty()
         && subject.split('.').all(|t| {
-            !t.is_empty() && !t.bytes().any(|b| b == b'*' || b == b'>' || b.is_ascii_whitespace())
+            !t.is_empty()
+                && !t
+                    .bytes()
+                    .any(|b| b == b'*' || b == b'>' || b.is_ascii_whitespace())
         });
     if ok {
         Ok(())
@@ -197,12 +206,21 @@ mod tests {
         );
         assert_eq!(s.events_shard(shard), "orderflow.events.07.>");
         assert_eq!(s.events_all(), "orderflow.events.>");
-        assert_eq!(s.views("buyer_order", "42"), "orderflow.views.buyer_order.42");
+        assert_eq!(
+            s.views("buyer_order", "42"),
+            "orderflow.views.buyer_order.42"
+        );
         assert_eq!(s.rider_offers(9), "orderflow.riders.9.offers");
         assert_eq!(s.dead_letter("projector"), "orderflow.dlq.projector");
         assert_eq!(s.stream_name(StreamKind::Events), "ORDERFLOW_EVENTS");
-        assert_eq!(s.stream_of("orderflow.events.07.>"), Some(StreamKind::Events));
-        assert_eq!(s.stream_of("orderflow.dlq.x"), Some(StreamKind::DeadLetters));
+        assert_eq!(
+            s.stream_of("orderflow.events.07.>"),
+            Some(StreamKind::Events)
+        );
+        assert_eq!(
+            s.stream_of("orderflow.dlq.x"),
+            Some(StreamKind::DeadLetters)
+        );
         assert_eq!(s.stream_of("orderflow.riders.9.offers"), None);
         assert_eq!(s.stream_of("orderflowx.events.>"), None);
     }
