@@ -1,6 +1,7 @@
 //! The bus's own tests: the conformance suite on both adapters, and the relay and the ordered
 //! consumer end to end (real nats-server, in-memory or PostgreSQL checkpoints).
 
+mod faults;
 mod ordered;
 mod relay;
 
