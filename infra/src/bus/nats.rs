@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, stream};
+use async_nats::jetstream::{self, consumer::pull, stream, ErrorCode};
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 
@@ -107,7 +107,12 @@ impl NatsBus {
         for kind in StreamKind::ALL {
             match self.js.delete_stream(self.subjects.stream_name(kind)).await {
                 Ok(_) => {}
-                Err(e) if is_not_found(&e.to_string()) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        jetstream::context::GetStreamErrorKind::JetStream(js)
+                            if js.error_code() == ErrorCode::STREAM_NOT_FOUND
+                    ) => {}
                 Err(e) => return Err(BusError::setup("delete stream", e)),
             }
         }
@@ -140,10 +145,6 @@ impl NatsBus {
             .map_err(|e| BusError::unavailable("get stream", e))?;
         Ok((kind, stream))
     }
-}
-
-fn is_not_found(message: &str) -> bool {
-    message.contains("not found")
 }
 
 fn to_nats_headers(headers: &Headers) -> async_nats::HeaderMap {
@@ -227,7 +228,13 @@ impl EventBus for NatsBus {
             .map_err(|e| BusError::unavailable("get stream", e))?;
         match stream.delete_consumer(name).await {
             Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e.to_string()) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::stream::ConsumerErrorKind::JetStream(js)
+                        if js.error_code() == ErrorCode::CONSUMER_NOT_FOUND
+                ) =>
+            {
                 Err(BusError::ConsumerNotFound(name.to_owned()))
             }
             Err(e) => Err(BusError::unavailable("delete consumer", e)),

@@ -16,8 +16,8 @@ use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
 use crate::bus::{
-    ConsumerConfig, Delivery, EventBus, InProcessBus, NatsBus, NatsBusConfig, OutgoingMessage,
-    StreamKind, Subjects, MSG_ID_HEADER,
+    BusError, ConsumerConfig, Delivery, EventBus, InProcessBus, NatsBus, NatsBusConfig,
+    OutgoingMessage, StreamKind, Subjects, MSG_ID_HEADER,
 };
 use crate::testing::{nats_url, unique_name};
 
@@ -328,6 +328,10 @@ pub async fn durable_consumer_resumes_after_being_recreated(bus: &dyn EventBus) 
     bus.delete_consumer(StreamKind::Events, "resume")
         .await
         .expect("delete consumer");
+    assert!(matches!(
+        bus.delete_consumer(StreamKind::Events, "resume").await,
+        Err(BusError::ConsumerNotFound(_))
+    ));
 }
 
 pub async fn consumer_filter_selects_one_shard(bus: &dyn EventBus) {

@@ -244,3 +244,57 @@ async fn postgres_checkpoints_only_move_forward() {
     assert!(store.load("c").await.expect("load").is_empty());
     assert!(store.save("", &[]).await.is_err());
 }
+
+/// Relay throughput into JetStream, all 32 shards: not a pass/fail test.
+/// `cargo test -p orderflow-infra --features testing --release relay_throughput -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run by hand"]
+async fn relay_throughput() {
+    const EVENTS: usize = 64_000;
+    let store = Arc::new(MemoryEventStore::new());
+    let requests: Vec<_> = (0..EVENTS)
+        .map(|i| {
+            let stream = stream_in((i % 32) as u8, &format!("b{}", i % 1000));
+            request(&stream, ExpectedVersion::Any, 1)
+        })
+        .collect();
+    for chunk in requests.chunks(1_000) {
+        for r in store.append_many(chunk.to_vec()).await {
+            r.expect("append");
+        }
+    }
+    let nats = nats_bus().await;
+    let shards: Vec<Shard> = Shard::all().collect();
+    let relay = Relay::new(
+        store.clone(),
+        Arc::new(nats.clone()),
+        Arc::new(MemoryCheckpointStore::new()),
+        RelayConfig::default(),
+    );
+    let stats = relay.stats();
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    let deadline = started + Duration::from_secs(120);
+    while stats.published() < EVENTS as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "relay too slow: {}",
+            stats.published()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    stop.cancel();
+    task.await.expect("join").expect("relay");
+    println!(
+        "relay: {EVENTS} events over {} shards in {elapsed:?} = {:.0} events/s",
+        shards.len(),
+        EVENTS as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(
+        nats.stream_len(StreamKind::Events).await.expect("len"),
+        EVENTS as u64
+    );
+    nats.delete_streams().await.expect("cleanup");
+}
