@@ -1,0 +1,381 @@
+//! [`InProcessBus`]: the bus port in memory, with JetStream's semantics (stored publishes,
+//! message-id dedup, durable pull consumers with ack wait, nak delay and max deliver), for the
+//! embedded mode and fast tests.
+//!
+//! Retention is unlimited: the embedded mode is for demos and tests, not for months of events.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{
+    subject_matches, validate_consumer_name, validate_subject, AckKind, Acker, BusError,
+    BusMessage, ConsumerConfig, Delivery, DurableConsumer, EventBus, OutgoingMessage, PendingAck,
+    PublishAck, StreamKind, Subjects, TransientSubscription,
+};
+
+/// JetStream's default dedup window.
+pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(120);
+/// Buffer of one transient subscriber; beyond it messages are dropped, as NATS drops messages
+/// for a slow consumer.
+const TRANSIENT_BUFFER: usize = 4096;
+
+/// The in-process bus. Cheap to clone: clones share the same streams and consumers.
+#[derive(Clone)]
+pub struct InProcessBus {
+    shared: Arc<Shared>,
+    subjects: Subjects,
+}
+
+struct Shared {
+    /// A std Mutex, not a tokio one: it is never held across an await, and every critical
+    /// section is a few map operations.
+    state: Mutex<State>,
+    /// Wakes fetchers waiting for new messages or for a nak to fall due.
+    notify: Notify,
+    dedup_window: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every stored message; sequence = index + 1 (one sequence space for all three streams,
+    /// which is enough: sequences are only compared within a consumer).
+    log: Vec<Stored>,
+    dedup: HashMap<String, u64>,
+    dedup_expiry: VecDeque<(Instant, String)>,
+    consumers: HashMap<(StreamKind, String), ConsumerState>,
+    transient: Vec<(String, mpsc::Sender<BusMessage>)>,
+}
+
+/// A delivery taken under the lock: message, delivery count, sequence.
+type Taken = (BusMessage, u32, u64);
+
+struct Stored {
+    kind: StreamKind,
+    message: BusMessage,
+}
+
+struct ConsumerState {
+    config: ConsumerConfig,
+    /// The highest sequence already looked at for new deliveries.
+    cursor: u64,
+    /// Delivered and not yet acknowledged, by sequence.
+    pending: BTreeMap<u64, Pending>,
+}
+
+struct Pending {
+    delivered: u32,
+    /// When it is due for redelivery.
+    due: Instant,
+}
+
+impl InProcessBus {
+    pub fn new(subjects: Subjects) -> Self {
+        Self::with_dedup_window(subjects, DEFAULT_DEDUP_WINDOW)
+    }
+
+    pub fn with_dedup_window(subjects: Subjects, dedup_window: Duration) -> Self {
+        InProcessBus {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                notify: Notify::new(),
+                dedup_window,
+            }),
+            subjects,
+        }
+    }
+
+    /// How many messages a stream holds.
+    pub fn stream_len(&self, kind: StreamKind) -> usize {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|s| s.kind == kind)
+            .count()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than losing the bus, so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    fn store(
+        &mut self,
+        kind: StreamKind,
+        message: OutgoingMessage,
+        window: Duration,
+    ) -> PublishAck {
+        let now = Instant::now();
+        while let Some((at, _)) = self.dedup_expiry.front() {
+            if now.duration_since(*at) < window {
+                break;
+            }
+            if let Some((_, id)) = self.dedup_expiry.pop_front() {
+                self.dedup.remove(&id);
+            }
+        }
+        if let Some(id) = &message.msg_id {
+            if let Some(&sequence) = self.dedup.get(id) {
+                return PublishAck {
+                    sequence,
+                    duplicate: true,
+                };
+            }
+        }
+        let headers = message.wire_headers();
+        self.log.push(Stored {
+            kind,
+            message: BusMessage {
+                subject: message.subject,
+                headers,
+                payload: message.payload,
+            },
+        });
+        let sequence = self.log.len() as u64;
+        if let Some(id) = message.msg_id {
+            self.dedup.insert(id.clone(), sequence);
+            self.dedup_expiry.push_back((now, id));
+        }
+        PublishAck {
+            sequence,
+            duplicate: false,
+        }
+    }
+
+    /// Takes up to `max` deliveries for a consumer; returns them and when the next pending
+    /// one falls due.
+    fn take(
+        &mut self,
+        key: &(StreamKind, String),
+        max: usize,
+    ) -> Result<(Vec<Taken>, Option<Instant>), BusError> {
+        let now = Instant::now();
+        let State { log, consumers, .. } = self;
+        let consumer = consumers
+            .get_mut(key)
+            .ok_or_else(|| BusError::ConsumerNotFound(key.1.clone()))?;
+        let ack_wait = consumer.config.ack_wait;
+        let max_deliver = consumer.config.max_deliver;
+        let mut out = Vec::new();
+        // Redeliveries first, oldest first, as JetStream does.
+        let mut exhausted = Vec::new();
+        for (&seq, p) in consumer.pending.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if p.due > now {
+                continue;
+            }
+            if max_deliver.is_some_and(|m| p.delivered >= m) {
+                exhausted.push(seq);
+                continue;
+            }
+            p.delivered += 1;
+            p.due = now + ack_wait;
+            let message = log[(seq - 1) as usize].message.clone();
+            out.push((message, p.delivered, seq));
+        }
+        for seq in exhausted {
+            consumer.pending.remove(&seq);
+        }
+        while out.len() < max
+            && consumer.pending.len() < consumer.config.max_ack_pending as usize
+            && (consumer.cursor as usize) < log.len()
+        {
+            consumer.cursor += 1;
+            let stored = &log[(consumer.cursor - 1) as usize];
+            if stored.kind != key.0
+                || !subject_matches(&consumer.config.filter_subject, &stored.message.subject)
+            {
+                continue;
+            }
+            consumer.pending.insert(
+                consumer.cursor,
+                Pending {
+                    delivered: 1,
+                    due: now + ack_wait,
+                },
+            );
+            out.push((stored.message.clone(), 1, consumer.cursor));
+        }
+        let next_due = consumer.pending.values().map(|p| p.due).min();
+        Ok((out, next_due))
+    }
+}
+
+#[async_trait]
+impl EventBus for InProcessBus {
+    fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    async fn start_publish(&self, message: OutgoingMessage) -> Result<PendingAck, BusError> {
+        validate_subject(&message.subject)?;
+        let kind = self
+            .subjects
+            .stream_of(&message.subject)
+            .ok_or_else(|| BusError::NoStream(message.subject.clone()))?;
+        let ack = self
+            .shared
+            .lock()
+            .store(kind, message, self.shared.dedup_window);
+        self.shared.notify.notify_waiters();
+        Ok(futures::future::ready(Ok(ack)).boxed())
+    }
+
+    async fn consumer(&self, config: ConsumerConfig) -> Result<Box<dyn DurableConsumer>, BusError> {
+        validate_consumer_name(&config.name)?;
+        let kind = self
+            .subjects
+            .stream_of(&config.filter_subject)
+            .ok_or_else(|| BusError::NoStream(config.filter_subject.clone()))?;
+        let key = (kind, config.name.clone());
+        self.shared
+            .lock()
+            .consumers
+            .entry(key.clone())
+            .or_insert_with(|| ConsumerState {
+                config,
+                cursor: 0,
+                pending: BTreeMap::new(),
+            });
+        Ok(Box::new(InProcessConsumer {
+            shared: self.shared.clone(),
+            key,
+        }))
+    }
+
+    async fn delete_consumer(&self, stream: StreamKind, name: &str) -> Result<(), BusError> {
+        match self
+            .shared
+            .lock()
+            .consumers
+            .remove(&(stream, name.to_owned()))
+        {
+            Some(_) => Ok(()),
+            None => Err(BusError::ConsumerNotFound(name.to_owned())),
+        }
+    }
+
+    async fn publish_transient(&self, message: OutgoingMessage) -> Result<(), BusError> {
+        validate_subject(&message.subject)?;
+        let received = BusMessage {
+            headers: message.wire_headers(),
+            subject: message.subject,
+            payload: message.payload,
+        };
+        let mut state = self.shared.lock();
+        state.transient.retain(|(_, tx)| !tx.is_closed());
+        for (filter, tx) in &state.transient {
+            if subject_matches(filter, &received.subject) {
+                // Full buffer: drop, like NATS with a slow consumer; transient means lossy.
+                let _ = tx.try_send(received.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, filter: &str) -> Result<TransientSubscription, BusError> {
+        if filter.is_empty() || filter.split('.').any(str::is_empty) {
+            return Err(BusError::InvalidSubject(filter.to_owned()));
+        }
+        let (tx, rx) = mpsc::channel(TRANSIENT_BUFFER);
+        self.shared.lock().transient.push((filter.to_owned(), tx));
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+struct InProcessConsumer {
+    shared: Arc<Shared>,
+    key: (StreamKind, String),
+}
+
+#[async_trait]
+impl DurableConsumer for InProcessConsumer {
+    fn name(&self) -> &str {
+        &self.key.1
+    }
+
+    async fn fetch(&self, max: usize, max_wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        let deadline = Instant::now() + max_wait;
+        loop {
+            // Registered before looking, so a publish between the look and the wait wakes us.
+            let notified = self.shared.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (taken, next_due) = self.shared.lock().take(&self.key, max.max(1))?;
+            if !taken.is_empty() {
+                return Ok(taken
+                    .into_iter()
+                    .map(|(message, delivered, seq)| {
+                        let acker = InProcessAcker {
+                            shared: self.shared.clone(),
+                            key: self.key.clone(),
+                            seq,
+                        };
+                        Delivery::new(message, delivered, seq, Box::new(acker))
+                    })
+                    .collect());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let wake = next_due.map_or(deadline, |d| d.min(deadline)).max(now);
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+}
+
+struct InProcessAcker {
+    shared: Arc<Shared>,
+    key: (StreamKind, String),
+    seq: u64,
+}
+
+#[async_trait]
+impl Acker for InProcessAcker {
+    async fn settle(&self, kind: AckKind) -> Result<(), BusError> {
+        {
+            let mut state = self.shared.lock();
+            // A deleted consumer or an already settled message: nothing to do, as in NATS.
+            let Some(consumer) = state.consumers.get_mut(&self.key) else {
+                return Ok(());
+            };
+            let ack_wait = consumer.config.ack_wait;
+            match kind {
+                AckKind::Ack | AckKind::Term => {
+                    consumer.pending.remove(&self.seq);
+                }
+                AckKind::Nak(delay) => {
+                    if let Some(p) = consumer.pending.get_mut(&self.seq) {
+                        p.due = Instant::now() + delay.unwrap_or(Duration::ZERO);
+                    }
+                }
+                AckKind::InProgress => {
+                    if let Some(p) = consumer.pending.get_mut(&self.seq) {
+                        p.due = Instant::now() + ack_wait;
+                    }
+                }
+            }
+        }
+        // An ack frees a max_ack_pending slot and a nak may be due now: wake fetchers.
+        self.shared.notify.notify_waiters();
+        Ok(())
+    }
+}

@@ -1,0 +1,425 @@
+//! The ordered consumer: a durable consumer of whole shards that hands a handler each event
+//! exactly once and in position order per shard, even when the relay re-sent or reordered
+//! publishes; plus dead-lettering of events the handler keeps failing on, and `redrive`.
+//!
+//! - position ≤ last applied: a duplicate (relay re-send past the dedup window) → ack, skip;
+//! - position > last + 1: a gap (a retried publish landed after later ones) → nak with a short
+//!   delay, so the missing event is handled first;
+//! - handler fails `max_attempts` times → the message goes to `{prefix}.dlq.{consumer}` with
+//!   the error in a header, and the consumer moves on.
+//!
+//! Checkpoint before ack: acks are held until the checkpoint covering them is saved, so after
+//! a crash every event past the saved checkpoint is redelivered (at-least-once; handlers are
+//! idempotent) and none is acknowledged-but-forgotten, which would leave a permanent gap.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use orderflow_domain::Shard;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::instrument;
+
+use super::error::ConsumerError;
+use super::{
+    decode_event, validate_consumer_name, AckKind, Acker, BoxError, BusError, BusMessage,
+    CheckpointStore, ConsumerConfig, Delivery, DurableConsumer, EventBus, OutgoingMessage,
+    MSG_ID_HEADER,
+};
+use crate::store::{Position, RecordedEvent};
+
+/// Headers of dead letters and redriven messages.
+pub mod dlq_headers {
+    /// The handler's last error (one line, at most 1,000 bytes).
+    pub const ERROR: &str = "Orderflow-Dlq-Error";
+    /// The subject the message was consumed from (where `redrive` sends it back).
+    pub const SUBJECT: &str = "Orderflow-Dlq-Subject";
+    pub const CONSUMER: &str = "Orderflow-Dlq-Consumer";
+    /// The message's sequence in its original stream.
+    pub const SEQUENCE: &str = "Orderflow-Dlq-Sequence";
+    /// The original `Nats-Msg-Id` (the event id).
+    pub const MSG_ID: &str = "Orderflow-Dlq-Msg-Id";
+    /// On a redriven message: the only consumer that should handle it.
+    pub const REDRIVE: &str = "Orderflow-Redrive";
+}
+
+const MAX_ERROR_HEADER: usize = 1_000;
+
+/// What a handler failure is: anything, kept whole for the logs and the dead letter.
+pub type HandlerError = BoxError;
+
+#[async_trait]
+pub trait EventHandler: Send {
+    /// Applies one event. Must be idempotent: after a crash, events past the saved
+    /// checkpoint are handled again.
+    async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError>;
+}
+
+/// Which shards a consumer follows. Always whole shards: the gap check relies on seeing every
+/// position of a shard, so a handler that wants one category filters in `handle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardSelection {
+    All,
+    One(Shard),
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderedConsumerConfig {
+    /// Durable consumer name, checkpoint name and dead-letter subject token.
+    pub name: String,
+    pub shards: ShardSelection,
+    /// Messages per fetch.
+    pub batch: usize,
+    /// How long one fetch waits for a message.
+    pub fetch_wait: Duration,
+    pub ack_wait: Duration,
+    /// Handler attempts per event before it is dead-lettered.
+    pub max_attempts: u32,
+    /// First back-off between handler attempts; doubles each time.
+    pub retry_backoff: Duration,
+    /// Nak delay of an event that arrived before its predecessor.
+    pub gap_delay: Duration,
+    /// Save the checkpoint (then ack) after this many handled events…
+    pub checkpoint_every: usize,
+    /// …or this long after the last save.
+    pub checkpoint_interval: Duration,
+}
+
+impl OrderedConsumerConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        OrderedConsumerConfig {
+            name: name.into(),
+            shards: ShardSelection::All,
+            batch: 256,
+            fetch_wait: Duration::from_millis(500),
+            ack_wait: Duration::from_secs(30),
+            max_attempts: 5,
+            retry_backoff: Duration::from_millis(50),
+            gap_delay: Duration::from_millis(100),
+            checkpoint_every: 256,
+            checkpoint_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+pub struct OrderedConsumer {
+    bus: Arc<dyn EventBus>,
+    checkpoints: Arc<dyn CheckpointStore>,
+    config: OrderedConsumerConfig,
+    consumer: Box<dyn DurableConsumer>,
+    /// Last applied position per shard (in memory; saved by `flush`).
+    last: HashMap<Shard, Position>,
+    /// Shards whose position moved since the last save.
+    dirty: HashMap<Shard, Position>,
+    /// Acks held until the checkpoint covering them is saved.
+    held: Vec<Box<dyn Acker>>,
+    last_flush: Instant,
+}
+
+impl OrderedConsumer {
+    /// Creates (or binds to) the durable consumer and loads the checkpoint.
+    pub async fn new(
+        bus: Arc<dyn EventBus>,
+        checkpoints: Arc<dyn CheckpointStore>,
+        config: OrderedConsumerConfig,
+    ) -> Result<Self, ConsumerError> {
+        validate_consumer_name(&config.name)?;
+        let subjects = bus.subjects();
+        let filter = match config.shards {
+            ShardSelection::All => subjects.events_all(),
+            ShardSelection::One(shard) => subjects.events_shard(shard),
+        };
+        let mut consumer_config = ConsumerConfig::new(config.name.clone(), filter);
+        consumer_config.ack_wait = config.ack_wait;
+        // Unlimited: gap naks must not use up deliveries; handler retries are counted here.
+        consumer_config.max_deliver = None;
+        let consumer = bus.consumer(consumer_config).await?;
+        let last = checkpoints.load(&config.name).await?;
+        Ok(OrderedConsumer {
+            bus,
+            checkpoints,
+            config,
+            consumer,
+            last,
+            dirty: HashMap::new(),
+            held: Vec::new(),
+            last_flush: Instant::now(),
+        })
+    }
+
+    /// The last position applied (or skipped past) on a shard.
+    pub fn last_applied(&self, shard: Shard) -> Position {
+        self.last.get(&shard).copied().unwrap_or(Position::ZERO)
+    }
+
+    /// Handles events until `shutdown`; then finishes the message in hand, saves the
+    /// checkpoint, acks, and returns the handler.
+    #[instrument(skip_all, fields(consumer = %self.config.name))]
+    pub async fn run<H: EventHandler>(
+        mut self,
+        mut handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<H, ConsumerError> {
+        let mut backoff = self.config.retry_backoff;
+        'outer: while !shutdown.is_cancelled() {
+            let fetched = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
+            };
+            let deliveries = match fetched {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, ?backoff, "fetch failed; retrying");
+                    self.pause(&shutdown, &mut backoff).await;
+                    continue;
+                }
+            };
+            let mut deliveries = deliveries.into_iter();
+            while let Some(delivery) = deliveries.next() {
+                if let Err(e) = self.process(delivery, &mut handler).await {
+                    tracing::warn!(error = %e, "cannot settle a message; retrying later");
+                    // Give back the rest of the batch at once; they come again in order.
+                    for rest in deliveries.by_ref() {
+                        let _ = rest.nak(None).await;
+                    }
+                    self.pause(&shutdown, &mut backoff).await;
+                    continue 'outer;
+                }
+                if shutdown.is_cancelled() {
+                    for rest in deliveries.by_ref() {
+                        let _ = rest.nak(None).await;
+                    }
+                    break 'outer;
+                }
+            }
+            backoff = self.config.retry_backoff;
+            if self.held.len() >= self.config.checkpoint_every
+                || self.last_flush.elapsed() >= self.config.checkpoint_interval
+            {
+                if let Err(e) = self.flush().await {
+                    tracing::warn!(error = %e, "cannot save consumer checkpoint; retrying later");
+                }
+            }
+        }
+        self.flush().await?;
+        Ok(handler)
+    }
+
+    async fn pause(&self, shutdown: &CancellationToken, backoff: &mut Duration) {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(*backoff) => {}
+        }
+        *backoff = (*backoff * 2).min(Duration::from_secs(5));
+    }
+
+    /// Decides what one delivery is and settles it (or holds its ack for the checkpoint).
+    async fn process<H: EventHandler>(
+        &mut self,
+        delivery: Delivery,
+        handler: &mut H,
+    ) -> Result<(), BusError> {
+        if let Some(target) = delivery.message.header(dlq_headers::REDRIVE) {
+            if target != self.config.name {
+                // Someone else's redriven dead letter: this consumer already handled it.
+                return delivery.ack().await;
+            }
+            return self.process_redriven(delivery, handler).await;
+        }
+        let event = match decode_event(&delivery.message) {
+            Ok(event) => event,
+            Err(e) => {
+                // Nothing can ever decode it; keep it for an operator instead of blocking.
+                self.dead_letter(&delivery, &e).await?;
+                return delivery.ack().await;
+            }
+        };
+        let last = self.last_applied(event.shard);
+        if event.position <= last {
+            let (_, acker) = delivery.into_parts();
+            self.held.push(acker);
+            return Ok(());
+        }
+        if event.position > last.next() {
+            tracing::debug!(shard = %event.shard, position = %event.position, %last,
+                "event ahead of its predecessor; nak");
+            return delivery.nak(Some(self.config.gap_delay)).await;
+        }
+        if let Err(e) = self.handle_with_retries(&event, &delivery, handler).await {
+            tracing::error!(shard = %event.shard, position = %event.position,
+                event_id = %event.event_id, error = %e, "handler gave up; dead-lettering");
+            self.dead_letter(&delivery, e.as_ref()).await?;
+        }
+        self.last.insert(event.shard, event.position);
+        self.dirty.insert(event.shard, event.position);
+        let (_, acker) = delivery.into_parts();
+        self.held.push(acker);
+        Ok(())
+    }
+
+    /// A dead letter sent back by `redrive` for this consumer: out of order by nature, and
+    /// not part of the checkpoint.
+    async fn process_redriven<H: EventHandler>(
+        &mut self,
+        delivery: Delivery,
+        handler: &mut H,
+    ) -> Result<(), BusError> {
+        match decode_event(&delivery.message) {
+            Ok(event) => {
+                if let Err(e) = self.handle_with_retries(&event, &delivery, handler).await {
+                    self.dead_letter(&delivery, e.as_ref()).await?;
+                }
+            }
+            Err(e) => self.dead_letter(&delivery, &e).await?,
+        }
+        delivery.ack().await
+    }
+
+    async fn handle_with_retries<H: EventHandler>(
+        &self,
+        event: &RecordedEvent,
+        delivery: &Delivery,
+        handler: &mut H,
+    ) -> Result<(), HandlerError> {
+        let mut backoff = self.config.retry_backoff;
+        let mut attempt = 1;
+        loop {
+            match handler.handle(event).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= self.config.max_attempts => return Err(e),
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, position = %event.position,
+                        "handler failed; retrying");
+                    // Keep the bus from redelivering it elsewhere while we retry.
+                    let _ = delivery.in_progress().await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.saturating_mul(2);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        error: &(dyn std::error::Error + Send + Sync),
+    ) -> Result<(), BusError> {
+        let name = &self.config.name;
+        let message = dead_letter_message(
+            &delivery.message,
+            &self.bus.subjects().dead_letter(name),
+            name,
+            delivery.stream_sequence,
+            error,
+        );
+        self.bus.publish(message).await.map(|_| ())
+    }
+
+    /// Saves the moved positions, then releases the acks they cover.
+    async fn flush(&mut self) -> Result<(), ConsumerError> {
+        if !self.dirty.is_empty() {
+            let positions: Vec<_> = self.dirty.iter().map(|(s, p)| (*s, *p)).collect();
+            self.checkpoints.save(&self.config.name, &positions).await?;
+            self.dirty.clear();
+        }
+        for acker in self.held.drain(..) {
+            if let Err(e) = acker.settle(AckKind::Ack).await {
+                // A lost ack means one redelivery, which the position check skips.
+                tracing::debug!(error = %e, "ack failed");
+            }
+        }
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+}
+
+fn dead_letter_message(
+    original: &BusMessage,
+    subject: &str,
+    consumer: &str,
+    stream_sequence: u64,
+    error: &(dyn std::error::Error + Send + Sync),
+) -> OutgoingMessage {
+    let mut text: String = error
+        .to_string()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.len() > MAX_ERROR_HEADER {
+        let mut cut = MAX_ERROR_HEADER;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    let mut out = OutgoingMessage::new(subject, original.payload.clone())
+        // Dead-lettering the same delivery twice (a crash before the ack) stores it once.
+        .with_msg_id(format!("dlq:{consumer}:{stream_sequence}"));
+    for (k, v) in &original.headers {
+        if k != MSG_ID_HEADER && k != dlq_headers::REDRIVE {
+            out.headers.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(id) = original.header(MSG_ID_HEADER) {
+        out.headers
+            .insert(dlq_headers::MSG_ID.to_owned(), id.to_owned());
+    }
+    out.with_header(dlq_headers::ERROR, text)
+        .with_header(dlq_headers::SUBJECT, original.subject.clone())
+        .with_header(dlq_headers::CONSUMER, consumer)
+        .with_header(dlq_headers::SEQUENCE, stream_sequence.to_string())
+}
+
+/// Sends up to `max` of a consumer's dead letters back to their original subjects, marked
+/// `Orderflow-Redrive: {consumer}` so only that consumer handles them again (out of order,
+/// outside its checkpoint). Dead letters stay in the DLQ stream for the record; a durable
+/// `{consumer}-redrive` consumer remembers which were already redriven. Returns how many.
+#[instrument(skip_all, fields(consumer = %consumer))]
+pub async fn redrive(bus: &dyn EventBus, consumer: &str, max: usize) -> Result<usize, BusError> {
+    validate_consumer_name(consumer)?;
+    let redriver_name = format!("{consumer}-redrive");
+    validate_consumer_name(&redriver_name)?;
+    let redriver = bus
+        .consumer(ConsumerConfig::new(
+            redriver_name,
+            bus.subjects().dead_letter(consumer),
+        ))
+        .await?;
+    let mut done = 0;
+    while done < max {
+        let batch = redriver
+            .fetch((max - done).min(256), Duration::from_millis(200))
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        for delivery in batch {
+            let m = &delivery.message;
+            let Some(subject) = m.header(dlq_headers::SUBJECT) else {
+                tracing::warn!(
+                    seq = delivery.stream_sequence,
+                    "dead letter without a subject"
+                );
+                delivery.term().await?;
+                continue;
+            };
+            let mut out = OutgoingMessage::new(subject, m.payload.clone())
+                // A fresh id: the original one may still be inside the dedup window.
+                .with_msg_id(format!("redrive:{consumer}:{}", delivery.stream_sequence))
+                .with_header(dlq_headers::REDRIVE, consumer);
+            for (k, v) in &m.headers {
+                if !k.starts_with("Orderflow-Dlq-") && k != MSG_ID_HEADER {
+                    out.headers.insert(k.clone(), v.clone());
+                }
+            }
+            bus.publish(out).await?;
+            delivery.ack().await?;
+            done += 1;
+        }
+    }
+    tracing::info!(redriven = done, "redrive done");
+    Ok(done)
+}
