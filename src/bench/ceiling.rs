@@ -26,7 +26,8 @@ pub async fn batched_inserts(
         let mut client = db.client().await?;
         tasks.push(tokio::spawn(async move {
             let shard = w as i16;
-            let mut position = FIRST_POSITION;
+            // Each run (1, 4, 8 writers) gets its own range, so runs never collide.
+            let mut position = FIRST_POSITION + writers as i64 * 10_000_000_000;
             let mut rows = 0u64;
             while Instant::now() < deadline && rows < per_writer {
                 insert_batch(&mut client, shard, position).await?;
