@@ -1,7 +1,9 @@
 //! The command side's one error type, and its one mapping to gRPC status codes.
 
 use orderflow_domain::{FailureReason, Refusal, RefusalKind};
+use orderflow_infra::auth::AuthError;
 use orderflow_infra::store::StoreError;
+use orderflow_proto::convert::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -48,6 +50,24 @@ impl CommandError {
             reason: e.failure_reason(),
             message: e.to_string(),
         }
+    }
+}
+
+/// A request field that breaks the contract: INVALID_ARGUMENT naming the field.
+impl From<FieldError> for CommandError {
+    fn from(e: FieldError) -> Self {
+        CommandError::InvalidArgument {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
+/// No token, or one that does not verify: UNAUTHENTICATED, with the token's problem and
+/// nothing of the token itself.
+impl From<AuthError> for CommandError {
+    fn from(e: AuthError) -> Self {
+        CommandError::Unauthenticated(e.to_string())
     }
 }
 

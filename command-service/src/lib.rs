@@ -1,5 +1,6 @@
 //! The write side of orderflow.
 //!
+//! - [`auth`]: who may send which command, and the caller of a gRPC request;
 //! - [`execute`]: runs a command against one aggregate (load, decide, append) with
 //!   idempotency by command id and optimistic-concurrency retries;
 //! - [`error`]: the one error type and its one mapping to gRPC codes;
@@ -9,6 +10,7 @@
 //! process managers (submit saga, rider notifier, durable deadlines, reservation reaper).
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod execute;

@@ -1,7 +1,10 @@
 //! The `orderflow.v1` gRPC contract, generated from `proto/orderflow/v1/*.proto`.
 //!
-//! This crate holds generated code and, later, the proto ↔ domain conversions; nothing else.
+//! This crate holds generated code and the proto ↔ domain conversions ([`convert`]); nothing
+//! else.
 #![forbid(unsafe_code)]
+
+pub mod convert;
 
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
