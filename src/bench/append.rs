@@ -35,6 +35,9 @@ pub struct AppendArgs {
     /// Only these appender counts for the distinct-stream scenarios.
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 256])]
     pub appenders: Vec<usize>,
+    /// Group-commit writers per database (the store's default when absent).
+    #[arg(long)]
+    pub writers: Option<usize>,
     /// Keep the bench database instead of dropping it.
     #[arg(long)]
     pub keep_database: bool,
@@ -57,7 +60,7 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
     let (store, pg, database): (Arc<dyn EventStore>, _, _) = match &args.database_url {
         Some(url) => {
             let db = BenchDatabase::create(url).await?;
-            let pg = db.event_store().await?;
+            let pg = db.event_store(args.writers).await?;
             (Arc::new(pg.clone()), Some(pg), Some(db))
         }
         None => (Arc::new(MemoryEventStore::default()), None, None),
@@ -120,6 +123,9 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
     } else {
         report::print_table("event store: single-event appends", &results);
     }
+    // Close the store's pools before the database goes away, so no connection of ours is
+    // killed by the drop.
+    drop((store, pg));
     if let Some(db) = database {
         db.finish(args.keep_database).await?;
     }

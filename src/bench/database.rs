@@ -31,8 +31,12 @@ impl BenchDatabase {
     }
 
     /// The event store under test, on this database, with its default configuration.
-    pub async fn event_store(&self) -> anyhow::Result<PgEventStore> {
-        let config = PgStoreConfig::new(ShardMap::single(&self.url));
+    pub async fn event_store(&self, writers: Option<usize>) -> anyhow::Result<PgEventStore> {
+        let mut config = PgStoreConfig::new(ShardMap::single(&self.url));
+        if let Some(writers) = writers {
+            config.writers_per_database = writers;
+            config.pool_size = config.pool_size.max(writers + 2);
+        }
         PgEventStore::connect(config)
             .await
             .context("connecting the event store")

@@ -264,9 +264,7 @@ impl StoreLimits {
             if event.event_version == 0 || event.event_version > MAX_EVENT_VERSION {
                 return Err(StoreError::InvalidEventVersion { index });
             }
-            let bytes = serde_json::to_vec(&event.payload)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
+            let bytes = json_len(&event.payload);
             if bytes > self.max_payload_bytes {
                 return Err(StoreError::PayloadTooLarge {
                     index,
@@ -276,5 +274,26 @@ impl StoreLimits {
             }
         }
         Ok(())
+    }
+}
+
+/// The length of a value's JSON text, counted without building it (the writer serializes
+/// the payload once, later; this is on every append's path).
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        // A Value always serializes; if it ever did not, refuse it as too large.
+        Err(_) => usize::MAX,
     }
 }

@@ -54,7 +54,9 @@ async fn notify(
     // wait: a notification needs no durability (a lost one is caught by the fallback poll),
     // and the cluster-wide notify lock is then held only for microseconds. LOCAL, so the
     // pooled connection never carries the setting to a writer.
-    debug_assert!(payload.bytes().all(|b| b.is_ascii_digit() || b == b':' || b == b','));
+    debug_assert!(payload
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b':' || b == b','));
     c.batch_execute(&format!(
         "BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('{NOTIFY_CHANNEL}', '{payload}'); COMMIT"
     ))
