@@ -261,3 +261,137 @@ pub fn encode<E: DomainEvent>(event: &E) -> Result<NewEvent, CommandError> {
         payload,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use orderflow_domain::merchant::{Merchant, MerchantCommand};
+    use orderflow_domain::{Actor, GeoPoint, MerchantId, Name, RefusalKind, Role};
+    use orderflow_infra::store::MemoryEventStore;
+
+    use super::*;
+
+    fn meta(command_id: &str) -> CommandMeta {
+        CommandMeta {
+            command_id: CommandId::parse(command_id).unwrap(),
+            correlation_id: CorrelationId::parse("corr-1").unwrap(),
+            causation_id: None,
+            actor: Actor::new(Role::Merchant, "7"),
+            at: Timestamp::from_millis(1_000),
+        }
+    }
+
+    fn open() -> MerchantCommand {
+        MerchantCommand::Open {
+            name: Name::parse("Noodle Bar").unwrap(),
+            location: GeoPoint::new(31.23, 121.47).unwrap(),
+            at: Timestamp::from_millis(1_000),
+        }
+    }
+
+    fn setup() -> (Executor, Arc<MemoryEventStore>, StreamId) {
+        let store = Arc::new(MemoryEventStore::new());
+        let stream = MerchantId::new(7).unwrap().stream_id();
+        (Executor::new(store.clone()), store, stream)
+    }
+
+    #[tokio::test]
+    async fn a_command_appends_its_events_with_its_metadata() {
+        let (executor, store, stream) = setup();
+        let done = executor
+            .execute::<Merchant>(&stream, &open(), &meta("req-1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (done.events.len(), done.version, done.deduplicated),
+            (1, 1, false)
+        );
+        let stored = store.read_stream(&stream, 1, 10).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].metadata.command_id.as_str(), "req-1");
+        assert_eq!(
+            done.token,
+            Some(ConsistencyToken::new(stream.shard(), stored[0].position))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retried_command_returns_the_first_answer_and_appends_nothing() {
+        let (executor, store, stream) = setup();
+        let first = executor
+            .execute::<Merchant>(&stream, &open(), &meta("req-1"))
+            .await
+            .unwrap();
+        // The state moved on since: deciding again would refuse ("already open").
+        let close = MerchantCommand::Close {
+            at: Timestamp::from_millis(2_000),
+        };
+        executor
+            .execute::<Merchant>(&stream, &close, &meta("req-2"))
+            .await
+            .unwrap();
+
+        let again = executor
+            .execute::<Merchant>(&stream, &open(), &meta("req-1"))
+            .await
+            .unwrap();
+        assert!(again.deduplicated);
+        assert_eq!(again.token, first.token);
+        assert_eq!(again.events, first.events);
+        assert_eq!(store.read_stream(&stream, 1, 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_keeps_its_kind_and_appends_nothing() {
+        let (executor, store, stream) = setup();
+        executor
+            .execute::<Merchant>(&stream, &open(), &meta("req-1"))
+            .await
+            .unwrap();
+        let err = executor
+            .execute::<Merchant>(&stream, &open(), &meta("req-2"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CommandError::Refused {
+                    kind: RefusalKind::FailedPrecondition,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(store.read_stream(&stream, 1, 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn racing_commands_are_decided_again_instead_of_failing() {
+        let (executor, store, stream) = setup();
+        executor
+            .execute::<Merchant>(&stream, &open(), &meta("open"))
+            .await
+            .unwrap();
+        // 16 renames race on one stream: every one must land, each decided on fresh state.
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let executor = executor.clone();
+                let stream = stream.clone();
+                tokio::spawn(async move {
+                    let rename = MerchantCommand::Rename {
+                        name: Name::parse(format!("Noodle Bar {i}")).unwrap(),
+                        at: Timestamp::from_millis(2_000 + i),
+                    };
+                    executor
+                        .execute::<Merchant>(&stream, &rename, &meta(&format!("rename-{i}")))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(store.read_stream(&stream, 1, 100).await.unwrap().len(), 17);
+    }
+}

@@ -12,9 +12,12 @@
 
 pub mod auth;
 pub mod clock;
+pub mod config;
 pub mod error;
 pub mod execute;
+pub mod stock;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::CommandConfig;
 pub use error::CommandError;
 pub use execute::{Aggregate, CommandMeta, Executed, Executor};

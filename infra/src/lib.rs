@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod bus;
+pub mod duration;
 pub mod migrate;
 pub mod store;
 
