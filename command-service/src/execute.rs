@@ -48,6 +48,26 @@ pub struct CommandMeta {
 }
 
 impl CommandMeta {
+    /// The metadata of a command a process manager sends in reaction to `event`: the
+    /// command id is derived from what it does (e.g. `saga:create:{order_no}`) so that a
+    /// redelivered event re-sends the same command, which the store then answers without
+    /// appending; causation is the event, correlation is carried over, the actor is the
+    /// component.
+    pub fn caused_by(
+        event: &RecordedEvent,
+        component: &str,
+        command_id: CommandId,
+        at: Timestamp,
+    ) -> Self {
+        CommandMeta {
+            command_id,
+            correlation_id: event.metadata.correlation_id.clone(),
+            causation_id: CausationId::parse(event.event_id.to_string()).ok(),
+            actor: orderflow_domain::Actor::system(component),
+            at,
+        }
+    }
+
     fn metadata(&self) -> EventMetadata {
         EventMetadata {
             command_id: self.command_id.clone(),
