@@ -206,7 +206,8 @@ async fn every_stored_event_reaches_consumers_once_in_order_across_a_relay_hando
         assert_eq!(got, (1..=head.get()).collect::<Vec<_>>(), "shard {shard}");
     }
     // What arrived is what was stored, metadata included.
-    for (arrived, decoded) in seen.events.lock().unwrap().iter() {
+    let arrivals = seen.events.lock().unwrap().clone();
+    for (arrived, decoded) in &arrivals {
         let stored = store_2
             .read_stream(&arrived.stream, arrived.stream_version, 1)
             .await
