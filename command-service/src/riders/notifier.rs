@@ -185,7 +185,7 @@ impl EventHandler for NotifierHandler {
 
 impl NotifierHandler {
     /// One round for the order of `cause`: decide it (or find it decided), then publish it.
-    #[instrument(skip_all, fields(stream = %cause.stream, round))]
+    #[instrument(skip_all, fields(stream = %cause.stream, round = round))]
     pub(crate) async fn offer_round(
         &self,
         cause: &RecordedEvent,
