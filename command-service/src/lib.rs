@@ -8,7 +8,7 @@
 //! - [`riders`]: the rider-geo index and the notifier that offers paid orders to riders.
 //!
 //! Still to come (issue 3): the gRPC `CommandService`, the per-SKU single writers, and the
-//! process managers (submit saga, rider notifier, durable deadlines, reservation reaper).
+//! process managers (submit saga, durable deadlines, reservation reaper).
 #![forbid(unsafe_code)]
 
 pub mod auth;
