@@ -4,10 +4,11 @@
 //! - [`execute`]: runs a command against one aggregate (load, decide, append) with
 //!   idempotency by command id and optimistic-concurrency retries;
 //! - [`error`]: the one error type and its one mapping to gRPC codes;
-//! - [`clock`]: where "now" comes from (a manual clock in tests).
+//! - [`clock`]: where "now" comes from (a manual clock in tests);
+//! - [`riders`]: the rider-geo index and the notifier that offers paid orders to riders.
 //!
 //! Still to come (issue 3): the gRPC `CommandService`, the per-SKU single writers, and the
-//! process managers (submit saga, rider notifier, durable deadlines, reservation reaper).
+//! process managers (submit saga, durable deadlines, reservation reaper).
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod execute;
+pub mod riders;
 pub mod stock;
 
 pub use clock::{Clock, ManualClock, SystemClock};
