@@ -63,9 +63,8 @@ async fn every_rpc_needs_a_token() {
             .map(drop),
     ];
     assert_eq!(codes.len(), 15);
-    for (i, result) in codes.into_iter().enumerate() {
+    for result in codes {
         assert_status(result, Code::Unauthenticated, "token");
-        let _ = i;
     }
     assert_eq!(t.total_events().await, 0);
 }

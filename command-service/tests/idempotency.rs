@@ -233,7 +233,7 @@ async fn retried_grabs_keep_their_first_answer() {
 }
 
 #[tokio::test]
-async fn a_retried_cancel_and_delivery_answer_as_the_first_time() {
+async fn a_retried_cancel_answers_as_the_first_time() {
     let mut t = spawn_app().await;
     with_menu(&mut t).await;
     let order_no = submitted_order(&mut t, "sub-1").await;
@@ -262,4 +262,61 @@ async fn a_retried_cancel_and_delivery_answer_as_the_first_time() {
         assert_eq!(again, first);
     }
     assert_eq!(t.total_events().await, after);
+}
+
+/// A crash after the claim and before `OrderSubmitted` leaves only the claim; the retry
+/// finds it and completes the submit under the claimed number.
+#[tokio::test]
+async fn a_retry_completes_a_submit_that_crashed_after_its_claim() {
+    use orderflow_command_service::service::idempotency::hex_sha256;
+    use orderflow_domain::{Actor, BuyerId, OrderNo, StreamId, Timestamp};
+    use orderflow_infra::store::{
+        AppendRequest, CommandId, CorrelationId, EventMetadata, ExpectedVersion, NewEvent,
+    };
+
+    let mut t = spawn_app().await;
+    with_menu(&mut t).await;
+    let command_id = "buyer:17:SubmitOrder:sub-1";
+    let claimed = OrderNo::new(
+        Timestamp::from_millis(START),
+        4_242,
+        BuyerId::new(BUYER).unwrap(),
+    )
+    .unwrap();
+    // What the first attempt had appended before dying.
+    t.app
+        .store()
+        .append(AppendRequest {
+            stream: StreamId::of("request", hex_sha256(&[command_id])).unwrap(),
+            expected: ExpectedVersion::NO_STREAM,
+            events: vec![NewEvent::new(
+                "SubmitOrderClaimed",
+                1,
+                serde_json::json!({ "order_no": claimed.as_str(), "at": START }),
+            )],
+            metadata: EventMetadata {
+                command_id: CommandId::parse(command_id).unwrap(),
+                correlation_id: CorrelationId::random(),
+                causation_id: None,
+                actor: Actor::new(Role::Buyer, "17"),
+                occurred_at: Timestamp::from_millis(START),
+            },
+        })
+        .await
+        .unwrap();
+    assert_eq!(t.order_events(claimed.as_str()).await, 0);
+
+    t.clock.advance(std::time::Duration::from_secs(3));
+    let retry = t
+        .client
+        .submit_order(t.buyer(submit("sub-1", BUYER, 2)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry.order_no, claimed.as_str());
+    assert_eq!(t.order_events(claimed.as_str()).await, 1);
+    assert_eq!(
+        t.order(claimed.as_str()).await.status(),
+        Some(OrderStatus::Creating)
+    );
 }

@@ -7,7 +7,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use orderflow_command_service::{AppError, CommandApp, CommandMeta, Executed, ManualClock};
+use orderflow_command_service::{
+    AppError, CommandApp, CommandAppBuilder, CommandMeta, Executed, ManualClock,
+};
 use orderflow_domain::order::{Order, OrderCommand, OrderEvent, OrderState};
 use orderflow_domain::rider::{Rider, RiderState};
 use orderflow_domain::{Actor, OfferId, OrderNo, RiderId, Role, Shard, Timestamp};
@@ -40,7 +42,15 @@ pub struct TestApp {
     server: Option<JoinHandle<Result<(), AppError>>>,
 }
 
+/// The embedded app (memory store, in-process bus).
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|builder| builder.embedded()).await
+}
+
+/// An app whose backend `configure` chooses, served on `127.0.0.1:0`.
+pub async fn spawn_app_with(
+    configure: impl FnOnce(CommandAppBuilder) -> CommandAppBuilder,
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         // Several tests per process: only the first install wins, the rest are no-ops.
         let _ = tracing_subscriber::fmt()
@@ -51,13 +61,10 @@ pub async fn spawn_app() -> TestApp {
     let clock = ManualClock::at(Timestamp::from_millis(START));
     let auth =
         JwtAuth::new(&JwtSecret::new(b"a test secret of at least 32 bytes!!".to_vec()).unwrap());
-    let app = CommandApp::builder(auth.clone())
+    let builder = CommandApp::builder(auth.clone())
         .clock(std::sync::Arc::new(clock.clone()))
-        .order_no_node(3)
-        .embedded()
-        .build()
-        .await
-        .expect("embedded app");
+        .order_no_node(3);
+    let app = configure(builder).build().await.expect("app starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
