@@ -5,20 +5,29 @@
 //!   idempotency by command id and optimistic-concurrency retries;
 //! - [`error`]: the one error type and its one mapping to gRPC codes;
 //! - [`clock`]: where "now" comes from (a manual clock in tests);
-//! - [`riders`]: the rider-geo index and the notifier that offers paid orders to riders.
+//! - [`riders`]: the rider-geo index and the notifier that offers paid orders to riders;
+//! - [`service`]: the gRPC `CommandService` (every RPC: authenticate, parse, authorize,
+//!   execute, answer with a consistency token), request idempotency, order numbers;
+//! - [`app`]: the command side assembled (store, bus, relay, background tasks) and its
+//!   graceful shutdown; [`server`]: `run(app, listener, shutdown)` with health and reflection.
 //!
-//! Still to come (issue 3): the gRPC `CommandService`, the per-SKU single writers, and the
-//! process managers (submit saga, durable deadlines, reservation reaper).
+//! Still to come (issue 3): the per-SKU single writers, and the process managers (submit
+//! saga, durable deadlines, reservation reaper), plugged into
+//! [`app::CommandApp::spawn_background`].
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod execute;
 pub mod riders;
+pub mod server;
+pub mod service;
 pub mod stock;
 
+pub use app::{AppError, CommandApp, CommandAppBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::CommandConfig;
 pub use error::CommandError;
