@@ -225,6 +225,7 @@ impl CommandAppBuilder {
                 clock: self.clock,
                 auth: self.auth,
                 subjects,
+                checkpoints: checkpoints.clone(),
                 pg,
                 background: CancellationToken::new(),
                 tasks: Mutex::new(Vec::new()),
@@ -252,6 +253,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     auth: JwtAuth,
     subjects: Subjects,
+    /// Where the relay and every process manager keep their per-shard checkpoints.
+    checkpoints: Arc<dyn CheckpointStore>,
     /// Kept to shut it down (it commits its queue); `None` for other stores.
     pg: Option<PgEventStore>,
     /// Cancelled once the server has drained: every background task watches a child.
@@ -305,6 +308,11 @@ impl CommandApp {
 
     pub fn subjects(&self) -> &Subjects {
         &self.inner.subjects
+    }
+
+    /// The checkpoint store of this deployment (memory when embedded, Postgres otherwise).
+    pub fn checkpoints(&self) -> &Arc<dyn CheckpointStore> {
+        &self.inner.checkpoints
     }
 
     /// The handler of `orderflow.v1.CommandService`.
