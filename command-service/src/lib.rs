@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod deadlines;
 pub mod error;
 pub mod execute;
 pub mod stock;
