@@ -5,6 +5,8 @@
 //!   idempotency by command id and optimistic-concurrency retries;
 //! - [`error`]: the one error type and its one mapping to gRPC codes;
 //! - [`clock`]: where "now" comes from (a manual clock in tests).
+//! - [`deadlines`]: durable deadlines (payment, offer, delivery, close, reservation expiry):
+//!   stored, scheduled from events by the `deadline-scheduler` consumer, fired once in effect.
 //!
 //! Still to come (issue 3): the gRPC `CommandService`, the per-SKU single writers, and the
 //! process managers (submit saga, rider notifier, durable deadlines, reservation reaper).
