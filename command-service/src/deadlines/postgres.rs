@@ -133,7 +133,27 @@ impl DeadlineStore for PgDeadlineStore {
                 &[&now.as_millis(), &limit],
             )
             .await?;
-        rows.iter().map(decode).collect()
+        let mut due = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match decode(row) {
+                Ok(deadline) => due.push(deadline),
+                Err(e) => {
+                    // An unreadable row would come back first on every look and block the
+                    // queue: park it for an operator, keeping the reason.
+                    let key: String = row.get(0);
+                    tracing::error!(%key, error = %e, "unreadable deadline parked");
+                    client
+                        .execute(
+                            "UPDATE deadlines SET closed_at = now(), outcome = 'parked',
+                                last_error = $2
+                             WHERE key = $1 AND closed_at IS NULL",
+                            &[&key, &e.to_string()],
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(due)
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, DeadlineStoreError> {

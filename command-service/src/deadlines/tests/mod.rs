@@ -40,6 +40,43 @@ deadline_store_suite!(postgres_store, async {
     PgDeadlineStore::new(migrated_pool(&db).await)
 });
 
+#[tokio::test]
+async fn an_unreadable_postgres_row_is_parked_instead_of_blocking_the_queue() {
+    let db = TestDatabase::create().await;
+    let pool = migrated_pool(&db).await;
+    let store = PgDeadlineStore::new(pool.clone());
+    let good = Deadline::new(
+        DeadlineKind::CloseDue {
+            order_no: OrderNo::new(at(0), 1, buyer()).unwrap(),
+        },
+        at(10),
+    );
+    store.schedule(good.clone()).await.unwrap();
+    pool.get()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO deadlines (key, kind, due_at) VALUES ('payment:bad', '{\"type\": \"nope\"}', now() - interval '100 years')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.due(at(10), 10).await.unwrap(), vec![good.clone()]);
+    assert_eq!(store.count_open().await.unwrap(), 1);
+    let outcome: String = pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT outcome FROM deadlines WHERE key = 'payment:bad'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(outcome, "parked");
+}
+
 /// 2025-11-22T08:26:40Z: the tests' "now" before anything happens.
 pub(super) const T0: i64 = 1_763_800_000_000;
 
