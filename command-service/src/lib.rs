@@ -10,16 +10,18 @@
 //!   execute, answer with a consistency token), request idempotency, order numbers;
 //! - [`app`]: the command side assembled (store, bus, relay, background tasks) and its
 //!   graceful shutdown; [`server`]: `run(app, listener, shutdown)` with health and reflection.
+//! - [`deadlines`]: durable deadlines (payment, offer, delivery, close, reservation expiry):
+//!   stored, scheduled from events by the `deadline-scheduler` consumer, fired once in effect.
 //!
-//! Still to come (issue 3): the per-SKU single writers, and the process managers (submit
-//! saga, durable deadlines, reservation reaper), plugged into
-//! [`app::CommandApp::spawn_background`].
+//! Still to come (issue 3): the per-SKU single writers and the submit saga; the process
+//! managers are plugged into [`app::CommandApp::spawn_background`].
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod deadlines;
 pub mod error;
 pub mod execute;
 pub mod riders;

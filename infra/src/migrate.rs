@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "checkpoints",
         sql: include_str!("../migrations/0002_checkpoints.sql"),
     },
+    Migration {
+        version: 3,
+        name: "deadlines",
+        sql: include_str!("../migrations/0003_deadlines.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations ("orderflw" in ASCII).

@@ -1,0 +1,180 @@
+//! The conformance suite of the [`DeadlineStore`] port: each check is a generic async fn,
+//! and [`deadline_store_suite!`] expands to one test per check for an adapter, given an
+//! async factory of a fresh, empty store.
+
+use orderflow_domain::{OfferId, OrderNo, SkuId, Timestamp};
+use orderflow_infra::store::{CausationId, CorrelationId};
+
+use super::{Deadline, DeadlineCause, DeadlineKind, DeadlineStore};
+
+macro_rules! deadline_store_suite {
+    ($module:ident, $factory:expr) => {
+        deadline_store_suite!(@checks $module, $factory;
+            scheduled_deadline_is_due_at_its_time_and_not_before,
+            due_is_oldest_first_and_bounded,
+            scheduling_a_key_again_keeps_the_first,
+            completed_key_is_never_due_nor_scheduled_again,
+            cancelled_key_is_closed,
+            postpone_moves_and_counts_failures,
+            parked_deadline_is_closed,
+            every_kind_round_trips_with_its_cause,
+            count_open_and_next_due_follow_the_open_ones,
+        );
+    };
+    (@checks $module:ident, $factory:expr; $($check:ident),* $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let store = $factory.await;
+                    $crate::deadlines::conformance::$check(&store).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use deadline_store_suite;
+
+fn order(n: u32) -> OrderNo {
+    OrderNo::parse(format!("2026112207000000000{n:04}07")).expect("test order number")
+}
+
+fn t(ms: i64) -> Timestamp {
+    Timestamp::from_millis(1_763_800_000_000 + ms)
+}
+
+fn payment(n: u32, due: i64) -> Deadline {
+    Deadline::new(DeadlineKind::PaymentDue { order_no: order(n) }, t(due))
+}
+
+fn keys(deadlines: &[Deadline]) -> Vec<String> {
+    deadlines.iter().map(|d| d.key.to_string()).collect()
+}
+
+pub async fn scheduled_deadline_is_due_at_its_time_and_not_before(store: &impl DeadlineStore) {
+    assert!(store.schedule(payment(1, 1_000)).await.unwrap());
+    assert!(store.due(t(999), 10).await.unwrap().is_empty());
+    let due = store.due(t(1_000), 10).await.unwrap();
+    assert_eq!(due, vec![payment(1, 1_000)]);
+    // Reading does not consume: until completed it stays due.
+    assert_eq!(store.due(t(5_000), 10).await.unwrap().len(), 1);
+}
+
+pub async fn due_is_oldest_first_and_bounded(store: &impl DeadlineStore) {
+    for (n, due) in [(1, 300), (2, 100), (3, 200), (4, 900)] {
+        store.schedule(payment(n, due)).await.unwrap();
+    }
+    let due = store.due(t(500), 10).await.unwrap();
+    assert_eq!(keys(&due), [2, 3, 1].map(|n| payment(n, 0).key.to_string()));
+    assert_eq!(store.due(t(500), 2).await.unwrap().len(), 2);
+}
+
+pub async fn scheduling_a_key_again_keeps_the_first(store: &impl DeadlineStore) {
+    assert!(store.schedule(payment(1, 1_000)).await.unwrap());
+    assert!(!store.schedule(payment(1, 50)).await.unwrap());
+    assert!(store.due(t(999), 10).await.unwrap().is_empty());
+    assert_eq!(store.due(t(1_000), 10).await.unwrap()[0].due_at, t(1_000));
+}
+
+pub async fn completed_key_is_never_due_nor_scheduled_again(store: &impl DeadlineStore) {
+    let d = payment(1, 100);
+    store.schedule(d.clone()).await.unwrap();
+    assert!(store.complete(&d.key).await.unwrap());
+    assert!(!store.complete(&d.key).await.unwrap(), "completes once");
+    assert!(store.due(t(10_000), 10).await.unwrap().is_empty());
+    // A replayed event: the key is closed for good.
+    assert!(!store.schedule(d.clone()).await.unwrap());
+    assert!(store.due(t(10_000), 10).await.unwrap().is_empty());
+    assert!(store
+        .postpone(&d.key, t(20_000), None)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+pub async fn cancelled_key_is_closed(store: &impl DeadlineStore) {
+    let d = payment(1, 100);
+    assert!(!store.cancel(&d.key).await.unwrap(), "unknown key");
+    store.schedule(d.clone()).await.unwrap();
+    assert!(store.cancel(&d.key).await.unwrap());
+    assert!(!store.cancel(&d.key).await.unwrap());
+    assert!(!store.complete(&d.key).await.unwrap());
+    assert!(!store.schedule(d).await.unwrap());
+    assert!(store.due(t(10_000), 10).await.unwrap().is_empty());
+}
+
+pub async fn postpone_moves_and_counts_failures(store: &impl DeadlineStore) {
+    let d = payment(1, 100);
+    store.schedule(d.clone()).await.unwrap();
+    assert_eq!(store.postpone(&d.key, t(500), None).await.unwrap(), Some(0));
+    assert!(store.due(t(499), 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.postpone(&d.key, t(600), Some("boom")).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.postpone(&d.key, t(700), Some("boom")).await.unwrap(),
+        Some(2)
+    );
+    let due = store.due(t(700), 10).await.unwrap();
+    assert_eq!((due[0].due_at, due[0].attempts), (t(700), 2));
+}
+
+pub async fn parked_deadline_is_closed(store: &impl DeadlineStore) {
+    let d = payment(1, 100);
+    store.schedule(d.clone()).await.unwrap();
+    assert!(store.park(&d.key, "cannot read the order").await.unwrap());
+    assert!(!store.park(&d.key, "again").await.unwrap());
+    assert!(store.due(t(10_000), 10).await.unwrap().is_empty());
+    assert_eq!(store.count_open().await.unwrap(), 0);
+    assert!(!store.schedule(d).await.unwrap());
+}
+
+pub async fn every_kind_round_trips_with_its_cause(store: &impl DeadlineStore) {
+    let sku = SkuId::parse("latte-l").unwrap();
+    let cause = DeadlineCause {
+        correlation_id: CorrelationId::parse("corr-1").unwrap(),
+        causation_id: Some(CausationId::parse("0192f2a4-event").unwrap()),
+    };
+    let kinds = [
+        DeadlineKind::PaymentDue { order_no: order(1) },
+        DeadlineKind::OfferExpires {
+            order_no: order(1),
+            offer_id: OfferId::parse("round-2").unwrap(),
+        },
+        DeadlineKind::DeliveryDue { order_no: order(1) },
+        DeadlineKind::CloseDue { order_no: order(1) },
+        DeadlineKind::ReservationExpires {
+            sku,
+            order_no: order(1),
+        },
+    ];
+    let mut expected = Vec::new();
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let mut d = Deadline::new(kind, t(i as i64 * 7 + 3));
+        if i % 2 == 0 {
+            d = d.caused_by(cause.clone());
+        }
+        assert!(store.schedule(d.clone()).await.unwrap());
+        expected.push(d);
+    }
+    assert_eq!(store.due(t(1_000), 10).await.unwrap(), expected);
+    let distinct: std::collections::HashSet<_> = expected.iter().map(|d| &d.key).collect();
+    assert_eq!(distinct.len(), 5, "every kind has its own key");
+}
+
+pub async fn count_open_and_next_due_follow_the_open_ones(store: &impl DeadlineStore) {
+    assert_eq!(store.count_open().await.unwrap(), 0);
+    assert_eq!(store.next_due().await.unwrap(), None);
+    for (n, due) in [(1, 300), (2, 100), (3, 200)] {
+        store.schedule(payment(n, due)).await.unwrap();
+    }
+    assert_eq!(store.count_open().await.unwrap(), 3);
+    assert_eq!(store.next_due().await.unwrap(), Some(t(100)));
+    store.complete(&payment(2, 0).key).await.unwrap();
+    store.cancel(&payment(3, 0).key).await.unwrap();
+    assert_eq!(store.count_open().await.unwrap(), 1);
+    assert_eq!(store.next_due().await.unwrap(), Some(t(300)));
+}
