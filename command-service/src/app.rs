@@ -310,6 +310,12 @@ impl CommandApp {
         &self.inner.subjects
     }
 
+    /// The Postgres event store when the app runs on Postgres (for adapters that keep their
+    /// own tables beside the events: deadlines), `None` when embedded.
+    pub fn postgres(&self) -> Option<&PgEventStore> {
+        self.inner.pg.as_ref()
+    }
+
     /// The checkpoint store of this deployment (memory when embedded, Postgres otherwise).
     pub fn checkpoints(&self) -> &Arc<dyn CheckpointStore> {
         &self.inner.checkpoints

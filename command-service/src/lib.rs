@@ -24,6 +24,7 @@ pub mod config;
 pub mod deadlines;
 pub mod error;
 pub mod execute;
+pub mod processes;
 pub mod riders;
 pub mod server;
 pub mod service;
