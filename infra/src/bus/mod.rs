@@ -30,7 +30,7 @@ pub use error::{BoxError, BusError, CheckpointError, ConsumerError};
 pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusConfig};
 pub use ordered::{
-    dlq_headers, redrive, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig,
+    dlq_headers, redrive, BatchEventHandler, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig,
     ShardSelection,
 };
 pub use relay::{Relay, RelayConfig, RelayError, RelayStats};
