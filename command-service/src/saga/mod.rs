@@ -25,8 +25,7 @@ mod submit;
 use std::sync::Arc;
 
 use orderflow_infra::bus::{
-    CheckpointStore, ConsumerError, EventBus, HandlerError, OrderedConsumer,
-    OrderedConsumerConfig,
+    CheckpointStore, ConsumerError, EventBus, HandlerError, OrderedConsumer, OrderedConsumerConfig,
 };
 use orderflow_infra::store::{CommandId, RecordedEvent};
 use tokio_util::sync::CancellationToken;
@@ -79,10 +78,7 @@ impl Default for SagaConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SagaError {
     #[error("saga consumer {name}: {source}")]
-    Consumer {
-        name: String,
-        source: ConsumerError,
-    },
+    Consumer { name: String, source: ConsumerError },
     #[error("saga task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -208,7 +204,6 @@ impl Saga {
 pub(crate) fn failed(e: CommandError) -> HandlerError {
     Box::new(e)
 }
-
 
 #[cfg(test)]
 mod tests;

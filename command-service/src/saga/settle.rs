@@ -121,9 +121,8 @@ impl SettleHandler {
         let mut commands = Vec::new();
         let mut owners = Vec::new();
         for ((index, event, work), order) in work.iter().zip(loaded) {
-            let built = order.and_then(|(order_no, lines)| {
-                self.commands(event, work, &order_no, &lines)
-            });
+            let built =
+                order.and_then(|(order_no, lines)| self.commands(event, work, &order_no, &lines));
             match built {
                 Ok(items) => {
                     owners.extend(std::iter::repeat_n(*index, items.len()));
@@ -181,7 +180,10 @@ impl SettleHandler {
         let mut pending = Vec::new();
         for (index, event, refund) in refunds {
             let Ok(order_no) = OrderNo::parse(event.stream.id()) else {
-                pending.push((*index, Err(failed(CommandError::NotFound(event.stream.to_string())))));
+                pending.push((
+                    *index,
+                    Err(failed(CommandError::NotFound(event.stream.to_string()))),
+                ));
                 continue;
             };
             let body = RefundRequest {
@@ -216,7 +218,10 @@ impl SettleHandler {
         let mut out = Vec::new();
         for (index, started) in pending {
             let result = match started {
-                Ok(Some(ack)) => ack.await.map(|_| ()).map_err(|e| Box::new(e) as HandlerError),
+                Ok(Some(ack)) => ack
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Box::new(e) as HandlerError),
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };

@@ -59,7 +59,10 @@ async fn stocked(writers: &StockWriters, sku: &SkuId, units: i64) {
         quantity: RestockQuantity::new(units).unwrap(),
         at: Timestamp::from_millis(0),
     };
-    writers.execute(sku, restock, &meta("restock")).await.unwrap();
+    writers
+        .execute(sku, restock, &meta("restock"))
+        .await
+        .unwrap();
 }
 
 fn setup() -> (StockWriters, Arc<MemoryEventStore>, SkuId) {
@@ -107,7 +110,10 @@ async fn two_thousand_concurrent_reserves_take_exactly_the_stock() {
     assert_eq!(state.stock().reserved, 500);
     assert_identity(&state);
     // The stream agrees with what callers were told.
-    let stored = store.read_stream(&sku.stream_id(), 1, 10_000).await.unwrap();
+    let stored = store
+        .read_stream(&sku.stream_id(), 1, 10_000)
+        .await
+        .unwrap();
     let reserved = stored
         .iter()
         .filter(|e| e.event_type == "StockReserved")
@@ -180,7 +186,10 @@ async fn a_repeated_command_id_returns_the_first_answer_even_after_a_restart() {
         .await
         .unwrap();
     assert!(again.deduplicated);
-    assert_eq!((again.events, again.token), (first.events.clone(), first.token));
+    assert_eq!(
+        (again.events, again.token),
+        (first.events.clone(), first.token)
+    );
 
     let restarted = StockWriters::new(Executor::new(store.clone()));
     let after = restarted
@@ -216,6 +225,9 @@ async fn an_idle_writer_is_dropped_and_comes_back_on_demand() {
     assert_eq!(writers.running(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(writers.running(), 0);
-    writers.execute(&sku, reserve(1), &meta("r1")).await.unwrap();
+    writers
+        .execute(&sku, reserve(1), &meta("r1"))
+        .await
+        .unwrap();
     assert_eq!(writers.state(&sku).await.unwrap().stock().available, 2);
 }

@@ -78,9 +78,14 @@ enum Plan {
     Repeat,
     Refused(CommandError),
     /// Accepted with nothing to append (an exact repeat of what already happened).
-    Noop { version: u64 },
+    Noop {
+        version: u64,
+    },
     /// To append: the index of its request in the batch's `append_many`.
-    Append { request: usize, events: Vec<SkuEvent> },
+    Append {
+        request: usize,
+        events: Vec<SkuEvent>,
+    },
 }
 
 pub(crate) struct Writer {

@@ -137,7 +137,10 @@ async fn flash_sale_throughput() {
     w.shutdown().await;
 
     let (w, nats, store) = pg_nats_world().await;
-    report("postgres + nats", flash_sale(&w, UNITS, ORDERS, BUYERS).await);
+    report(
+        "postgres + nats",
+        flash_sale(&w, UNITS, ORDERS, BUYERS).await,
+    );
     w.shutdown().await;
     store.shutdown().await;
     let _ = nats.delete_streams().await;

@@ -159,7 +159,11 @@ impl World {
             at: Timestamp::from_millis(T0 - 10_000),
         };
         self.executor
-            .execute::<Merchant>(&merchant(id).stream_id(), &open, &meta(format!("open-{id}")))
+            .execute::<Merchant>(
+                &merchant(id).stream_id(),
+                &open,
+                &meta(format!("open-{id}")),
+            )
             .await
             .unwrap();
     }
@@ -169,13 +173,20 @@ impl World {
             at: Timestamp::from_millis(T0 - 5_000),
         };
         self.executor
-            .execute::<Merchant>(&merchant(id).stream_id(), &close, &meta(format!("close-{id}")))
+            .execute::<Merchant>(
+                &merchant(id).stream_id(),
+                &close,
+                &meta(format!("close-{id}")),
+            )
             .await
             .unwrap();
     }
 
     pub async fn sku_command(&self, name: &str, command: SkuCommand, id: String) {
-        self.stock.execute(&sku(name), command, &meta(id)).await.unwrap();
+        self.stock
+            .execute(&sku(name), command, &meta(id))
+            .await
+            .unwrap();
     }
 
     /// Lists a dish of merchant `m` at `price` with `units` in stock.
@@ -194,7 +205,8 @@ impl World {
                 quantity: RestockQuantity::new(units).unwrap(),
                 at,
             };
-            self.sku_command(name, restock, format!("restock-{name}")).await;
+            self.sku_command(name, restock, format!("restock-{name}"))
+                .await;
         }
     }
 
@@ -238,7 +250,10 @@ impl World {
             if order.status != OrderStatus::Creating {
                 return (order.status, order.failure);
             }
-            assert!(tokio::time::Instant::now() < deadline, "{order_no} still CREATING");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{order_no} still CREATING"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -276,7 +291,10 @@ impl World {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let events = self.all_events().await;
-            let created = events.iter().filter(|e| e.event_type == "OrderCreated").count();
+            let created = events
+                .iter()
+                .filter(|e| e.event_type == "OrderCreated")
+                .count();
             let mut failed: HashMap<String, usize> = HashMap::new();
             for e in events.iter().filter(|e| e.event_type == "OrderFailed") {
                 let reason = e.payload["reason"].as_str().unwrap_or("?").to_owned();
@@ -312,7 +330,10 @@ impl World {
             if !behind {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{consumer} not caught up");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{consumer} not caught up"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

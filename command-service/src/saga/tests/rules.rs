@@ -23,11 +23,17 @@ async fn a_submitted_order_is_reserved_then_created() {
     assert_eq!(w.outcome(&order).await, (OrderStatus::Created, None));
     let placed = w.order(&order).await;
     let deadline = placed.order().unwrap().payment_deadline.unwrap();
-    assert_eq!(deadline, Timestamp::from_millis(T0).plus(Duration::from_secs(15 * 60)));
+    assert_eq!(
+        deadline,
+        Timestamp::from_millis(T0).plus(Duration::from_secs(15 * 60))
+    );
     for (name, qty) in [("latte", 2), ("bagel", 1)] {
         let state = w.sku_state(name).await;
         let held = state.reservation(&order).unwrap();
-        assert_eq!((held.state, held.quantity.get()), (ReservationState::Reserved, qty));
+        assert_eq!(
+            (held.state, held.quantity.get()),
+            (ReservationState::Reserved, qty)
+        );
         assert_eq!(
             held.expires_at,
             Timestamp::from_millis(T0).plus(Duration::from_secs(20 * 60))
@@ -62,19 +68,59 @@ async fn a_refused_line_fails_the_order_with_its_reason_and_releases_the_rest() 
     let saga = w.run(w.saga());
 
     let cases = [
-        (1, 1, vec![line("scarce", 2, 500)], FailureReason::OutOfStock, Some("scarce")),
-        (2, 1, vec![line("gone", 1, 700)], FailureReason::DishDelisted, Some("gone")),
-        (3, 1, vec![line("scarce", 1, 499)], FailureReason::PriceChanged, Some("scarce")),
-        (4, 1, vec![line("nosuch", 1, 100)], FailureReason::UnknownSku, Some("nosuch")),
-        (5, 2, vec![line("closed-dish", 1, 900)], FailureReason::MerchantClosed, None),
+        (
+            1,
+            1,
+            vec![line("scarce", 2, 500)],
+            FailureReason::OutOfStock,
+            Some("scarce"),
+        ),
+        (
+            2,
+            1,
+            vec![line("gone", 1, 700)],
+            FailureReason::DishDelisted,
+            Some("gone"),
+        ),
+        (
+            3,
+            1,
+            vec![line("scarce", 1, 499)],
+            FailureReason::PriceChanged,
+            Some("scarce"),
+        ),
+        (
+            4,
+            1,
+            vec![line("nosuch", 1, 100)],
+            FailureReason::UnknownSku,
+            Some("nosuch"),
+        ),
+        (
+            5,
+            2,
+            vec![line("closed-dish", 1, 900)],
+            FailureReason::MerchantClosed,
+            None,
+        ),
         // Another merchant's dish is, to this order, a dish that does not exist.
-        (6, 1, vec![line("closed-dish", 1, 900)], FailureReason::UnknownSku, Some("closed-dish")),
+        (
+            6,
+            1,
+            vec![line("closed-dish", 1, 900)],
+            FailureReason::UnknownSku,
+            Some("closed-dish"),
+        ),
     ];
     for (n, m, mut lines, reason, failed_sku) in cases {
         // Every order also asks for a latte, reserved first and to be given back.
         lines.insert(0, line("latte", 3, 1_500));
         let order = w.submit(n, m, lines).await;
-        assert_eq!(w.outcome(&order).await, (OrderStatus::Failed, Some(reason)), "order {n}");
+        assert_eq!(
+            w.outcome(&order).await,
+            (OrderStatus::Failed, Some(reason)),
+            "order {n}"
+        );
         let events = w.all_events().await;
         let failed = events
             .iter()
@@ -145,15 +191,17 @@ async fn paid_orders_are_deducted_cancelled_ones_released_and_late_payments_refu
     loop {
         let state = w.sku_state("latte").await;
         let settled = state.reservation(&paid).map(|r| r.state) == Some(ReservationState::Deducted)
-            && state.reservation(&cancelled).map(|r| r.state)
-                == Some(ReservationState::Released);
+            && state.reservation(&cancelled).map(|r| r.state) == Some(ReservationState::Released);
         if settled {
             let s = state.stock();
             assert_eq!((s.available, s.reserved, s.deducted), (8, 0, 2));
             assert_identity(&state);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not settled: {state:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: {state:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -167,14 +215,20 @@ async fn paid_orders_are_deducted_cancelled_ones_released_and_late_payments_refu
         .find(|e| e.event_type == "PaymentRefunded")
         .unwrap();
     let message = &got[0].message;
-    assert_eq!(message.subject, w.bus.subjects().payment_refund(cancelled.as_str()));
+    assert_eq!(
+        message.subject,
+        w.bus.subjects().payment_refund(cancelled.as_str())
+    );
     assert_eq!(
         message.header("Nats-Msg-Id"),
         Some(refund_event.event_id.to_string().as_str())
     );
     let body: RefundRequest = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(body.refund_id, refund_event.event_id);
-    assert_eq!((body.order_no, body.amount), (cancelled.clone(), cny(4_500)));
+    assert_eq!(
+        (body.order_no, body.amount),
+        (cancelled.clone(), cny(4_500))
+    );
     assert_eq!(body.txn.as_str(), "txn-2");
     got[0].ack().await.unwrap();
     saga.stop().await.unwrap();
@@ -227,7 +281,10 @@ async fn redelivered_events_change_nothing() {
     saga.stop().await.unwrap();
     let after = w.all_events().await;
     let count = |events: &[RecordedEvent], category: &str| {
-        events.iter().filter(|e| e.stream.category() == category).count()
+        events
+            .iter()
+            .filter(|e| e.stream.category() == category)
+            .count()
     };
     // No order moved; the only new stock events are the failed order's refused line,
     // reserved now that there is stock and at once given back (a refusal leaves no trace
@@ -236,7 +293,11 @@ async fn redelivered_events_change_nothing() {
     assert_eq!(count(&after, "sku"), count(&before, "sku") + 2);
     let latte = w.sku_state("latte").await;
     assert_identity(&latte);
-    assert_eq!(latte.stock().reserved, 2, "only the created order holds stock");
+    assert_eq!(
+        latte.stock().reserved,
+        2,
+        "only the created order holds stock"
+    );
     assert_eq!(
         latte.reservation(&failed).map(|r| r.state),
         Some(ReservationState::Released)
