@@ -223,6 +223,16 @@ async fn paid_orders_are_deducted_cancelled_ones_released_and_late_payments_refu
         message.header("Nats-Msg-Id"),
         Some(refund_event.event_id.to_string().as_str())
     );
+    // The documented wire format (docs/bus.md), pinned.
+    let json: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["refund_id"], refund_event.event_id.to_string());
+    assert_eq!(json["order_no"], cancelled.as_str());
+    assert_eq!(json["txn"], "txn-2");
+    assert_eq!(json["amount"]["currency_code"], "CNY");
+    assert_eq!(json["amount"]["minor_units"], 4_500);
+    assert_eq!(json["reason"], "order_cancelled");
+    assert_eq!(json["correlation_id"], "test");
     let body: RefundRequest = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(body.refund_id, refund_event.event_id);
     assert_eq!(
