@@ -13,8 +13,9 @@
 //! - [`deadlines`]: durable deadlines (payment, offer, delivery, close, reservation expiry):
 //!   stored, scheduled from events by the `deadline-scheduler` consumer, fired once in effect.
 //!
-//! Still to come (issue 3): the per-SKU single writers and the submit saga; the process
-//! managers are plugged into [`app::CommandApp::spawn_background`].
+//! - [`stock`]: the per-SKU single writers every Sku command goes through;
+//! - [`saga`]: the submit/reservation saga (`saga-submit`, `saga-settle` consumers);
+//! - [`processes`]: starts every process manager as a background task of the app.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod execute;
 pub mod processes;
 pub mod riders;
+pub mod saga;
 pub mod server;
 pub mod service;
 pub mod stock;
@@ -35,3 +37,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::CommandConfig;
 pub use error::CommandError;
 pub use execute::{Aggregate, CommandMeta, Executed, Executor};
+pub use saga::{Saga, SagaConfig, SagaError};
+pub use stock::{StockConfig, StockWriters};

@@ -15,6 +15,7 @@ use crate::deadlines::{
     DeadlineFirer, DeadlineScheduler, DeadlineStore, MemoryDeadlineStore, PgDeadlineStore, Wakeup,
 };
 use crate::riders::{run_index_updater, Notifier, OfferPolicy, RiderGeoIndex};
+use crate::saga::{Saga, SagaConfig};
 
 /// Handles on what the process managers keep in memory, for the query side.
 #[derive(Clone)]
@@ -25,6 +26,16 @@ pub struct Processes {
 
 /// Starts every process manager of the command side on `app`.
 pub fn start(app: &CommandApp) -> Processes {
+    let saga = Saga::new(
+        app.executor().clone(),
+        app.stock().clone(),
+        app.bus().clone(),
+        app.checkpoints().clone(),
+        app.clock().clone(),
+        SagaConfig::new(app.config().clone()),
+    );
+    app.spawn_background("saga", move |token| saga.run(token));
+
     let rider_index = Arc::new(RiderGeoIndex::new());
     {
         let (index, store) = (rider_index.clone(), app.store().clone());

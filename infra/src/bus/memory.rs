@@ -47,8 +47,10 @@ struct State {
     /// Every stored message; sequence = index + 1 (one sequence space for all three streams,
     /// which is enough: sequences are only compared within a consumer).
     log: Vec<Stored>,
-    dedup: HashMap<String, u64>,
-    dedup_expiry: VecDeque<(Instant, String)>,
+    /// Message ids per stream, as JetStream keeps them: the same id may be stored once in
+    /// each stream (a refund message carries the id of the event it comes from).
+    dedup: HashMap<(StreamKind, String), u64>,
+    dedup_expiry: VecDeque<(Instant, (StreamKind, String))>,
     consumers: HashMap<(StreamKind, String), ConsumerState>,
     transient: Vec<(String, mpsc::Sender<BusMessage>)>,
 }
@@ -127,7 +129,7 @@ impl State {
             }
         }
         if let Some(id) = &message.msg_id {
-            if let Some(&sequence) = self.dedup.get(id) {
+            if let Some(&sequence) = self.dedup.get(&(kind, id.clone())) {
                 return PublishAck {
                     sequence,
                     duplicate: true,
@@ -145,8 +147,8 @@ impl State {
         });
         let sequence = self.log.len() as u64;
         if let Some(id) = message.msg_id {
-            self.dedup.insert(id.clone(), sequence);
-            self.dedup_expiry.push_back((now, id));
+            self.dedup.insert((kind, id.clone()), sequence);
+            self.dedup_expiry.push_back((now, (kind, id)));
         }
         PublishAck {
             sequence,

@@ -30,8 +30,8 @@ pub use error::{BoxError, BusError, CheckpointError, ConsumerError};
 pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusConfig};
 pub use ordered::{
-    dlq_headers, redrive, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig,
-    ShardSelection,
+    dlq_headers, redrive, BatchEventHandler, EventHandler, HandlerError, OrderedConsumer,
+    OrderedConsumerConfig, ShardSelection,
 };
 pub use relay::{Relay, RelayConfig, RelayError, RelayStats};
 pub use subjects::{

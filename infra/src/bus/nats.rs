@@ -48,7 +48,7 @@ pub struct NatsBus {
 
 impl NatsBus {
     /// Connects and makes sure the streams exist (`{PREFIX}_EVENTS`, `{PREFIX}_VIEWS`,
-    /// `{PREFIX}_DLQ`, file storage, limits retention).
+    /// `{PREFIX}_DLQ`, `{PREFIX}_PAYMENTS`, file storage, limits retention).
     pub async fn connect(
         url: &str,
         subjects: Subjects,
@@ -75,7 +75,8 @@ impl NatsBus {
                 StreamKind::DeadLetters => config.dead_letter_max_age.unwrap_or_default(),
                 // The event store is the source of truth, but consumers created later start
                 // from the beginning, so events are kept; size limits are an operator's call.
-                StreamKind::Events | StreamKind::Views => Duration::ZERO,
+                // Refunds are money owed: kept until an operator decides otherwise.
+                StreamKind::Events | StreamKind::Views | StreamKind::Payments => Duration::ZERO,
             };
             js.get_or_create_stream(stream::Config {
                 name: subjects.stream_name(kind),

@@ -57,6 +57,19 @@ pub trait EventHandler: Send {
     async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError>;
 }
 
+/// A handler that takes the events of one fetch at once, to work on them concurrently (group
+/// them by key, send them to a backend together) instead of one round trip per event.
+///
+/// `events` are in position order per shard, each new (duplicates and gaps are already dealt
+/// with). The answer has one result per event, in the same order; a missing result counts as
+/// a failure. Failed events are handed again (alone, in order) up to `max_attempts`, then
+/// dead-lettered. So a failing event may be retried after later events of its batch were
+/// applied: a handler that needs strict order within a key fails the key's later events too.
+#[async_trait]
+pub trait BatchEventHandler: Send {
+    async fn handle_batch(&mut self, events: &[RecordedEvent]) -> Vec<Result<(), HandlerError>>;
+}
+
 /// Which shards a consumer follows. Always whole shards: the gap check relies on seeing every
 /// position of a shard, so a handler that wants one category filters in `handle`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +218,167 @@ impl OrderedConsumer {
         }
         self.flush().await?;
         Ok(handler)
+    }
+
+    /// As [`OrderedConsumer::run`], handing each fetch to a [`BatchEventHandler`] at once.
+    /// Same guarantees: per-shard order into the batch, checkpoint before ack, duplicates
+    /// skipped, gaps nak'ed, failures retried then dead-lettered.
+    #[instrument(skip_all, fields(consumer = %self.config.name))]
+    pub async fn run_batched<H: BatchEventHandler>(
+        mut self,
+        mut handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<H, ConsumerError> {
+        let mut backoff = self.config.retry_backoff;
+        while !shutdown.is_cancelled() {
+            let fetched = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
+            };
+            let deliveries = match fetched {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, ?backoff, "fetch failed; retrying");
+                    self.pause(&shutdown, &mut backoff).await;
+                    continue;
+                }
+            };
+            // The batch in hand is always finished, even on shutdown: its events may have
+            // been half-applied, and finishing them is cheaper than redoing them.
+            if let Err(e) = self.process_batch(deliveries, &mut handler).await {
+                tracing::warn!(error = %e, "cannot settle a message; retrying later");
+                self.pause(&shutdown, &mut backoff).await;
+                continue;
+            }
+            backoff = self.config.retry_backoff;
+            if self.held.len() >= self.config.checkpoint_every
+                || self.last_flush.elapsed() >= self.config.checkpoint_interval
+            {
+                if let Err(e) = self.flush().await {
+                    tracing::warn!(error = %e, "cannot save consumer checkpoint; retrying later");
+                }
+            }
+        }
+        self.flush().await?;
+        Ok(handler)
+    }
+
+    /// Sorts one fetch into what to skip, nak, or hand over; hands the rest over as one
+    /// batch; then moves the positions and holds the acks.
+    async fn process_batch<H: BatchEventHandler>(
+        &mut self,
+        deliveries: Vec<Delivery>,
+        handler: &mut H,
+    ) -> Result<(), BusError> {
+        // Positions as they will be once this batch is applied, for the gap check within it.
+        let mut next_last: HashMap<Shard, Position> = HashMap::new();
+        let mut ready: Vec<(RecordedEvent, Delivery)> = Vec::new();
+        let mut redriven: Vec<(RecordedEvent, Delivery)> = Vec::new();
+        for delivery in deliveries {
+            if let Some(target) = delivery.message.header(dlq_headers::REDRIVE) {
+                if target != self.config.name {
+                    delivery.ack().await?;
+                    continue;
+                }
+                match decode_event(&delivery.message) {
+                    Ok(event) => redriven.push((event, delivery)),
+                    Err(e) => {
+                        self.dead_letter(&delivery, &e).await?;
+                        delivery.ack().await?;
+                    }
+                }
+                continue;
+            }
+            let event = match decode_event(&delivery.message) {
+                Ok(event) => event,
+                Err(e) => {
+                    self.dead_letter(&delivery, &e).await?;
+                    delivery.ack().await?;
+                    continue;
+                }
+            };
+            let last = next_last
+                .get(&event.shard)
+                .copied()
+                .unwrap_or_else(|| self.last_applied(event.shard));
+            if event.position <= last {
+                let (_, acker) = delivery.into_parts();
+                self.held.push(acker);
+                continue;
+            }
+            if event.position > last.next() {
+                tracing::debug!(shard = %event.shard, position = %event.position, %last,
+                    "event ahead of its predecessor; nak");
+                delivery.nak(Some(self.config.gap_delay)).await?;
+                continue;
+            }
+            next_last.insert(event.shard, event.position);
+            ready.push((event, delivery));
+        }
+
+        let failed = self.handle_batch_with_retries(&ready, handler).await;
+        for (i, error) in failed {
+            let (event, delivery) = &ready[i];
+            tracing::error!(shard = %event.shard, position = %event.position,
+                event_id = %event.event_id, error = %error, "handler gave up; dead-lettering");
+            self.dead_letter(delivery, error.as_ref()).await?;
+        }
+        for (event, delivery) in ready {
+            self.last.insert(event.shard, event.position);
+            self.dirty.insert(event.shard, event.position);
+            let (_, acker) = delivery.into_parts();
+            self.held.push(acker);
+        }
+
+        // Redriven dead letters: outside the checkpoint, acked at once.
+        let failed = self.handle_batch_with_retries(&redriven, handler).await;
+        for (i, error) in failed {
+            self.dead_letter(&redriven[i].1, error.as_ref()).await?;
+        }
+        for (_, delivery) in redriven {
+            delivery.ack().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands `items` to the handler, then the failed ones again (in order) with back-off,
+    /// `max_attempts` times in all. Returns the indexes that still fail, with their errors.
+    async fn handle_batch_with_retries<H: BatchEventHandler>(
+        &self,
+        items: &[(RecordedEvent, Delivery)],
+        handler: &mut H,
+    ) -> Vec<(usize, HandlerError)> {
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        let mut backoff = self.config.retry_backoff;
+        let mut attempt = 1;
+        loop {
+            if pending.is_empty() {
+                return Vec::new();
+            }
+            let events: Vec<RecordedEvent> = pending.iter().map(|&i| items[i].0.clone()).collect();
+            let mut results = handler.handle_batch(&events).await.into_iter();
+            let mut failed = Vec::new();
+            for &i in &pending {
+                match results.next() {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => failed.push((i, e)),
+                    None => failed.push((i, HandlerError::from("the handler gave no result"))),
+                }
+            }
+            if failed.is_empty() || attempt >= self.config.max_attempts {
+                return failed;
+            }
+            tracing::warn!(attempt, failed = failed.len(), error = %failed[0].1,
+                "batch handler failed on some events; retrying them");
+            for (i, _) in &failed {
+                // Keep the bus from redelivering them elsewhere while we retry.
+                let _ = items[*i].1.in_progress().await;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2);
+            attempt += 1;
+            pending = failed.into_iter().map(|(i, _)| i).collect();
+        }
     }
 
     async fn pause(&self, shutdown: &CancellationToken, backoff: &mut Duration) {

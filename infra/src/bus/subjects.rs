@@ -22,13 +22,17 @@ pub enum StreamKind {
     Views,
     /// `{prefix}.dlq.>`: messages consumers gave up on, with the error.
     DeadLetters,
+    /// `{prefix}.payments.>`: work handed to the payment provider (refunds), durable so the
+    /// provider's adapter can consume it at its own pace.
+    Payments,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 3] = [
+    pub const ALL: [StreamKind; 4] = [
         StreamKind::Events,
         StreamKind::Views,
         StreamKind::DeadLetters,
+        StreamKind::Payments,
     ];
 
     fn token(self) -> &'static str {
@@ -36,6 +40,7 @@ impl StreamKind {
             StreamKind::Events => "events",
             StreamKind::Views => "views",
             StreamKind::DeadLetters => "dlq",
+            StreamKind::Payments => "payments",
         }
     }
 }
@@ -104,12 +109,22 @@ impl Subjects {
         format!("{}.riders.{rider_id}.offers", self.prefix)
     }
 
+    /// A refund the payment provider must carry out: `{prefix}.payments.refunds.{order_no}`.
+    pub fn payment_refund(&self, order_no: &str) -> String {
+        format!("{}.payments.refunds.{}", self.prefix, token(order_no))
+    }
+
+    /// Every refund: `{prefix}.payments.refunds.>`.
+    pub fn payment_refunds_all(&self) -> String {
+        format!("{}.payments.refunds.>", self.prefix)
+    }
+
     /// Where a consumer's dead letters go: `{prefix}.dlq.{consumer}`.
     pub fn dead_letter(&self, consumer: &str) -> String {
         format!("{}.dlq.{}", self.prefix, token(consumer))
     }
 
-    /// The subjects a stream captures: `{prefix}.{events|views|dlq}.>`.
+    /// The subjects a stream captures: `{prefix}.{events|views|dlq|payments}.>`.
     pub fn stream_subjects(&self, kind: StreamKind) -> String {
         format!("{}.{}.>", self.prefix, kind.token())
     }
@@ -222,6 +237,15 @@ mod tests {
             Some(StreamKind::DeadLetters)
         );
         assert_eq!(s.stream_of("orderflow.riders.9.offers"), None);
+        assert_eq!(
+            s.payment_refund("2026112200000000117"),
+            "orderflow.payments.refunds.2026112200000000117"
+        );
+        assert_eq!(
+            s.stream_of(&s.payment_refund("1")),
+            Some(StreamKind::Payments)
+        );
+        assert_eq!(s.stream_name(StreamKind::Payments), "ORDERFLOW_PAYMENTS");
         assert_eq!(s.stream_of("orderflowx.events.>"), None);
     }
 
