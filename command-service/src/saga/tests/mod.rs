@@ -283,28 +283,40 @@ impl World {
     }
 
     /// Waits until `wanted` orders have an outcome; returns (created, failed by reason).
+    /// Reads each shard's log incrementally, so watching costs the saga little.
     pub async fn wait_outcomes(
         &self,
         wanted: usize,
         within: Duration,
     ) -> (usize, HashMap<String, usize>) {
         let deadline = tokio::time::Instant::now() + within;
+        let mut read_to: HashMap<Shard, Position> = HashMap::new();
+        let mut created = 0;
+        let mut failed: HashMap<String, usize> = HashMap::new();
         loop {
-            let events = self.all_events().await;
-            let created = events
-                .iter()
-                .filter(|e| e.event_type == "OrderCreated")
-                .count();
-            let mut failed: HashMap<String, usize> = HashMap::new();
-            for e in events.iter().filter(|e| e.event_type == "OrderFailed") {
-                let reason = e.payload["reason"].as_str().unwrap_or("?").to_owned();
-                *failed.entry(reason).or_default() += 1;
+            for shard in Shard::all() {
+                let after = read_to.entry(shard).or_insert(Position::ZERO);
+                loop {
+                    let page = self.store.read_shard(shard, *after, 2_000).await.unwrap();
+                    let Some(last) = page.last() else { break };
+                    *after = last.position;
+                    for e in &page {
+                        match e.event_type.as_str() {
+                            "OrderCreated" => created += 1,
+                            "OrderFailed" => {
+                                let reason = e.payload["reason"].as_str().unwrap_or("?");
+                                *failed.entry(reason.to_owned()).or_default() += 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
             }
             let total = created + failed.values().sum::<usize>();
             if total >= wanted || tokio::time::Instant::now() >= deadline {
                 return (created, failed);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
