@@ -68,7 +68,8 @@ impl CommandMeta {
         }
     }
 
-    fn metadata(&self) -> EventMetadata {
+    /// The metadata every event of this command is stored with.
+    pub fn metadata(&self) -> EventMetadata {
         EventMetadata {
             command_id: self.command_id.clone(),
             correlation_id: self.correlation_id.clone(),

@@ -312,13 +312,7 @@ fn outcome_request(
         stream: o.event.stream.clone(),
         expected: ExpectedVersion::Exact(o.event.stream_version),
         events: events.iter().map(encode).collect::<Result<_, _>>()?,
-        metadata: orderflow_infra::store::EventMetadata {
-            command_id: meta.command_id.clone(),
-            correlation_id: meta.correlation_id.clone(),
-            causation_id: meta.causation_id.clone(),
-            actor: meta.actor.clone(),
-            occurred_at: meta.at,
-        },
+        metadata: meta.metadata(),
     };
     Ok((request, meta))
 }

@@ -29,7 +29,7 @@
 use orderflow_domain::merchant::Merchant;
 use orderflow_domain::order::{Order, OrderCommand, OrderLine};
 use orderflow_domain::{FailureReason, OrderNo, RefusalKind, StreamId, Timestamp};
-use orderflow_infra::store::{AppendRequest, EventMetadata, ExpectedVersion, NewEvent, StoreError};
+use orderflow_infra::store::{AppendRequest, ExpectedVersion, NewEvent, StoreError};
 use orderflow_proto::convert::SubmitOrder;
 use orderflow_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -188,13 +188,7 @@ async fn claim(
         stream: stream.clone(),
         expected: ExpectedVersion::NO_STREAM,
         events: vec![NewEvent::new(CLAIM_EVENT, 1, payload)],
-        metadata: EventMetadata {
-            command_id: ctx.meta.command_id.clone(),
-            correlation_id: ctx.meta.correlation_id.clone(),
-            causation_id: ctx.meta.causation_id.clone(),
-            actor: ctx.meta.actor.clone(),
-            occurred_at: ctx.meta.at,
-        },
+        metadata: ctx.meta.metadata(),
     };
     match h.store().append(request).await {
         Ok(outcome) if !outcome.deduplicated => Ok(candidate),

@@ -20,8 +20,8 @@ use std::sync::Weak;
 use orderflow_domain::sku::{Sku, SkuCommand, SkuEvent, SkuState};
 use orderflow_domain::{Decider, SkuId, StreamId};
 use orderflow_infra::store::{
-    AppendOutcome, AppendRequest, CommandId, ConsistencyToken, EventMetadata, ExpectedVersion,
-    Position, StoreError,
+    AppendOutcome, AppendRequest, CommandId, ConsistencyToken, ExpectedVersion, Position,
+    StoreError,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::instrument;
@@ -285,7 +285,7 @@ impl Writer {
                         stream: self.stream.clone(),
                         expected: ExpectedVersion::Exact(ledger.version),
                         events: encoded,
-                        metadata: metadata(&pending.meta),
+                        metadata: pending.meta.metadata(),
                     });
                     ledger.version += events.len() as u64;
                     for event in &events {
@@ -393,16 +393,6 @@ impl Writer {
             self.ledger = None;
         }
         retry
-    }
-}
-
-fn metadata(meta: &CommandMeta) -> EventMetadata {
-    EventMetadata {
-        command_id: meta.command_id.clone(),
-        correlation_id: meta.correlation_id.clone(),
-        causation_id: meta.causation_id.clone(),
-        actor: meta.actor.clone(),
-        occurred_at: meta.at,
     }
 }
 
