@@ -18,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Applies the event store's schema migrations to every database of the shard map.
     Migrate(MigrateArgs),
+    /// Serves the command side over gRPC (health and reflection included).
+    Serve(crate::serve::ServeArgs),
+    /// Mints a bearer token with the configured secret, for grpcurl and development.
+    Token(crate::serve::TokenArgs),
     /// Measures throughput and latency.
     #[command(subcommand)]
     Bench(crate::bench::Bench),

@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod serve;
 
 use clap::Parser;
 
@@ -14,6 +15,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Migrate(args) => cli::migrate(args).await,
         cli::Command::Bench(bench) => bench::run(bench).await,
+        cli::Command::Serve(args) => serve::run(args).await,
+        cli::Command::Token(args) => serve::token(args),
     }
 }
 
