@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "orderflow/v1/common.proto",
         "orderflow/v1/command_service.proto",
         "orderflow/v1/query_service.proto",
+        "orderflow/v1/events.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

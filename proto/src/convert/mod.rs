@@ -17,6 +17,7 @@
 //! - [`merchant`], [`order`], [`rider`]: the command requests;
 //! - [`query`]: the query requests with ranges.
 
+pub mod events;
 pub mod field;
 pub mod merchant;
 pub mod order;
