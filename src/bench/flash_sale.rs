@@ -63,6 +63,9 @@ pub struct FlashSaleArgs {
     /// Group-commit writers per database (the store's default when absent).
     #[arg(long)]
     pub writers: Option<usize>,
+    /// Connections per database of the store (its default when absent).
+    #[arg(long)]
+    pub pool_size: Option<usize>,
     /// Keep the bench database and the NATS streams instead of deleting them.
     #[arg(long)]
     pub keep_database: bool,
@@ -76,6 +79,7 @@ pub async fn run(args: FlashSaleArgs) -> anyhow::Result<()> {
         args.database_url.as_deref(),
         args.nats_url.as_deref(),
         args.writers,
+        args.pool_size,
     )
     .await?;
     let outcome = measure(&mut target, &args).await;

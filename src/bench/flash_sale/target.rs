@@ -45,6 +45,7 @@ impl Target {
         database_url: Option<&str>,
         nats_url: Option<&str>,
         writers: Option<usize>,
+        pool_size: Option<usize>,
     ) -> anyhow::Result<Self> {
         // A random secret per run: tokens of one run are worthless anywhere else.
         let secret = JwtSecret::new(uuid::Uuid::new_v4().as_bytes().repeat(2))?;
@@ -59,6 +60,9 @@ impl Target {
                 if let Some(w) = writers {
                     store.writers_per_database = w;
                     store.pool_size = store.pool_size.max(w + 2);
+                }
+                if let Some(size) = pool_size {
+                    store.pool_size = size.max(store.writers_per_database + 2);
                 }
                 let subjects = Subjects::new(prefix.clone())?;
                 let app = builder
