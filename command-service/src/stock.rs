@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use orderflow_domain::sku::{SkuCommand, SkuEvent, SkuState};
+use orderflow_domain::sku::{Listing, SkuCommand, SkuEvent, SkuState};
 use orderflow_domain::SkuId;
 use tokio::sync::{mpsc, oneshot};
 use tracing::instrument;
@@ -145,6 +145,16 @@ impl StockWriters {
     pub async fn state(&self, sku: &SkuId) -> Result<SkuState, CommandError> {
         let (reply, rx) = oneshot::channel();
         self.send(sku, Request::State { reply }).await?;
+        rx.await.unwrap_or(Err(CommandError::ShuttingDown))
+    }
+
+    /// The SKU's listing (merchant, name, price, listed) as its writer holds it, every
+    /// acknowledged command included; `None` if it was never listed. Cheap whatever the
+    /// number of reservations, unlike [`StockWriters::state`].
+    #[instrument(skip_all, fields(sku = %sku))]
+    pub async fn listing(&self, sku: &SkuId) -> Result<Option<Listing>, CommandError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(sku, Request::Listing { reply }).await?;
         rx.await.unwrap_or(Err(CommandError::ShuttingDown))
     }
 

@@ -5,6 +5,7 @@
 
 mod append;
 mod ceiling;
+mod flash_sale;
 mod report;
 
 use clap::Subcommand;
@@ -14,11 +15,15 @@ pub enum Bench {
     /// Event store appends: single-event commands from 1, 16 and 256 concurrent appenders on
     /// distinct streams, 64 appenders on 4 hot streams, and the raw batched-INSERT ceiling.
     Append(append::AppendArgs),
+    /// Issue 3 §9: one SKU, many buyers at once, through gRPC into the real command app
+    /// (saga, single writer); submits/s, latency, time to resolve, oversell, and the ceiling.
+    FlashSale(flash_sale::FlashSaleArgs),
 }
 
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Append(args) => append::run(args).await,
+        Bench::FlashSale(args) => flash_sale::run(args).await,
     }
 }
 

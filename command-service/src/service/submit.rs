@@ -125,12 +125,14 @@ async fn order_lines(
     r: &SubmitOrder,
     lenient: bool,
 ) -> Result<Vec<OrderLine>, CommandError> {
-    let states =
-        futures::future::try_join_all(r.lines.iter().map(|line| h.stock.state(&line.sku))).await?;
+    // Only the listings: the whole state would copy every reservation of the sku.
+    let listings =
+        futures::future::try_join_all(r.lines.iter().map(|line| h.stock.listing(&line.sku)))
+            .await?;
     let mut lines = Vec::with_capacity(r.lines.len());
-    for (i, (line, state)) in r.lines.iter().zip(states).enumerate() {
+    for (i, (line, listing)) in r.lines.iter().zip(listings).enumerate() {
         let field = || format!("lines[{i}].sku_id");
-        let name = match state.listing() {
+        let name = match listing.as_ref() {
             Some(listing) if listing.merchant == r.merchant => listing.name.clone(),
             _ if lenient => orderflow_domain::Name::parse(line.sku.as_str())
                 .map_err(|e| CommandError::invalid(field(), e))?,

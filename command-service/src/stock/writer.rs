@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::sync::Weak;
 
-use orderflow_domain::sku::{Sku, SkuCommand, SkuEvent, SkuState};
+use orderflow_domain::sku::{Listing, Sku, SkuCommand, SkuEvent, SkuState};
 use orderflow_domain::{Decider, SkuId, StreamId};
 use orderflow_infra::store::{
     AppendOutcome, AppendRequest, CommandId, ConsistencyToken, ExpectedVersion, Position,
@@ -41,6 +41,11 @@ pub(crate) enum Request {
     },
     State {
         reply: oneshot::Sender<Result<SkuState, CommandError>>,
+    },
+    /// Only the listing: what `SubmitOrder` needs. Cloning the whole state would copy every
+    /// reservation, O(units) per submit on the writer's own task in a flash sale.
+    Listing {
+        reply: oneshot::Sender<Result<Option<Listing>, CommandError>>,
     },
 }
 
@@ -162,6 +167,7 @@ impl Writer {
     async fn process(&mut self, batch: Vec<Request>) {
         let mut todo = Vec::with_capacity(batch.len());
         let mut state_requests = Vec::new();
+        let mut listing_requests = Vec::new();
         for request in batch {
             match request {
                 Request::Command {
@@ -174,6 +180,7 @@ impl Writer {
                     reply,
                 }),
                 Request::State { reply } => state_requests.push(reply),
+                Request::Listing { reply } => listing_requests.push(reply),
             }
         }
         let mut attempts = 0;
@@ -205,6 +212,17 @@ impl Writer {
                 Err(e) => Err(e),
             };
             let _ = reply.send(state);
+        }
+        for reply in listing_requests {
+            let listing = match self.ensure_loaded().await {
+                Ok(()) => self
+                    .ledger
+                    .as_ref()
+                    .map(|l| l.state.listing().cloned())
+                    .ok_or(CommandError::ShuttingDown),
+                Err(e) => Err(e),
+            };
+            let _ = reply.send(listing);
         }
     }
 

@@ -237,7 +237,16 @@ impl EventStore for PgEventStore {
             config,
             move |after, limit| {
                 let pool = pool.clone();
-                async move { read::read_shard(&pool, shard, after, limit).await }
+                // The read runs in its own task, so it finishes and gives its pooled
+                // connection back even when the subscriber stops polling half-way (a
+                // `select!` that took another branch and then awaits a checkpoint save:
+                // with every connection parked so, the save waited forever).
+                let read =
+                    tokio::spawn(async move { read::read_shard(&pool, shard, after, limit).await });
+                async move {
+                    read.await
+                        .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("read task: {e}"))))
+                }
             },
         )
     }

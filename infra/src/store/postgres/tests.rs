@@ -296,3 +296,35 @@ fn bad_configurations_are_refused() {
         Err(StoreError::Config(_))
     ));
 }
+
+/// A consumer that stops polling its subscription in the middle of a page read (a
+/// `select!` that took another branch, then awaits a checkpoint save) must not keep a
+/// pooled connection: with one such subscription per connection, the pool would be empty
+/// and the save would wait forever (the relay deadlocked so at 256 gRPC clients).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_left_mid_read_holds_no_connection() {
+    use futures::FutureExt;
+    let db = TestDatabase::create().await;
+    let config = test_config(ShardMap::single(&db.url));
+    let store = PgEventStore::connect(config.clone())
+        .await
+        .expect("connect");
+    let mut subscriptions = Vec::new();
+    for shard in 0..config.pool_size as u8 {
+        let mut subscription = store.subscribe(Shard::new(shard).unwrap(), Position::ZERO);
+        // One poll starts the first page read; the `next()` future is then dropped.
+        assert!(subscription.next().now_or_never().is_none());
+        subscriptions.push(subscription);
+    }
+    let client = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.pool(Shard::new(0).unwrap()).get(),
+    )
+    .await;
+    assert!(
+        client.is_ok(),
+        "every connection is held by a subscription nobody polls"
+    );
+    drop(subscriptions);
+    store.shutdown().await;
+}

@@ -1,0 +1,220 @@
+//! The system under test: the real command app (store, bus, relay, process managers) served
+//! over gRPC on `127.0.0.1:0` in this process, seeded through its own API, and torn down
+//! afterwards (server drained, background tasks stopped, NATS streams and the bench database
+//! deleted).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use orderflow_command_service::{processes, server, AppError, CommandApp};
+use orderflow_domain::sku::{Sku, StockLevel};
+use orderflow_domain::{Role, SkuId};
+use orderflow_infra::auth::{JwtAuth, JwtSecret};
+use orderflow_infra::bus::{NatsBus, NatsBusConfig, Subjects};
+use orderflow_infra::store::{PgStoreConfig, ShardMap};
+use orderflow_proto::v1 as pb;
+use orderflow_proto::v1::command_service_client::CommandServiceClient;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use super::super::BenchDatabase;
+use super::clients::authorized;
+
+pub const MERCHANT: i64 = 1;
+pub const SKU: &str = "flash-latte";
+pub const PRICE: i64 = 1_800;
+/// The domain's largest single restock; more units are added in several restocks.
+const MAX_RESTOCK: i64 = 1_000_000;
+
+pub struct Target {
+    pub app: CommandApp,
+    pub addr: SocketAddr,
+    pub auth: JwtAuth,
+    /// The bench database (Postgres runs only), dropped by [`Target::finish`].
+    pub database: Option<BenchDatabase>,
+    nats: Option<(String, Subjects)>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), AppError>>>,
+}
+
+impl Target {
+    /// Embedded without URLs; with both, a fresh database and a unique NATS prefix.
+    pub async fn start(
+        database_url: Option<&str>,
+        nats_url: Option<&str>,
+        writers: Option<usize>,
+        pool_size: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        // A random secret per run: tokens of one run are worthless anywhere else.
+        let secret = JwtSecret::new(uuid::Uuid::new_v4().as_bytes().repeat(2))?;
+        let auth = JwtAuth::new(&secret);
+        let builder = CommandApp::builder(auth.clone()).order_no_node(1);
+        let (app, database, nats) = match (database_url, nats_url) {
+            (None, None) => (builder.embedded().build().await?, None, None),
+            (Some(db_url), Some(nats_url)) => {
+                let db = BenchDatabase::create(db_url).await?;
+                let prefix = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+                let mut store = PgStoreConfig::new(ShardMap::single(&db.url));
+                if let Some(w) = writers {
+                    store.writers_per_database = w;
+                    store.pool_size = store.pool_size.max(w + 2);
+                }
+                if let Some(size) = pool_size {
+                    store.pool_size = size.max(store.writers_per_database + 2);
+                }
+                let subjects = Subjects::new(prefix.clone())?;
+                let app = builder
+                    .nats_prefix(prefix)
+                    .postgres_nats(store, nats_url)
+                    .build()
+                    .await;
+                // Created before the app may have failed: still drop it.
+                let app = match app {
+                    Ok(app) => app,
+                    Err(e) => {
+                        let _ = db.finish(false).await;
+                        return Err(e).context("starting the command app on Postgres + NATS");
+                    }
+                };
+                (app, Some(db), Some((nats_url.to_owned(), subjects)))
+            }
+            _ => anyhow::bail!("give both --database-url and --nats-url, or neither (embedded)"),
+        };
+        // The saga, notifier and deadlines: without them no order ever leaves CREATING.
+        processes::start(&app);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(server::run(app.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        Ok(Target {
+            app,
+            addr,
+            auth,
+            database,
+            nats,
+            shutdown: Some(tx),
+            server: Some(server),
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        if self.database.is_some() {
+            "postgres+nats"
+        } else {
+            "embedded"
+        }
+    }
+
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        Channel::from_shared(format!("http://{}", self.addr))?
+            .connect()
+            .await
+            .context("connecting to the bench server")
+    }
+
+    pub fn token(&self, role: Role, sub: &str) -> anyhow::Result<String> {
+        // Long enough for any bounded run.
+        Ok(self.auth.mint(role, sub, Duration::from_secs(3600))?)
+    }
+
+    /// Merchant [`MERCHANT`] open with [`SKU`] listed and `units` in stock, all through gRPC.
+    pub async fn seed(&self, units: i64) -> anyhow::Result<()> {
+        let mut client = CommandServiceClient::new(self.channel().await?);
+        let token = self.token(Role::Merchant, &MERCHANT.to_string())?;
+        let location = Some(pb::GeoPoint {
+            lat: 31.2397,
+            lng: 121.4998,
+        });
+        client
+            .open_merchant(authorized(
+                pb::OpenMerchantRequest {
+                    request_id: "seed-open".into(),
+                    merchant_id: MERCHANT,
+                    name: "Flash Coffee".into(),
+                    location,
+                },
+                &token,
+            )?)
+            .await
+            .context("OpenMerchant")?;
+        client
+            .list_dish(authorized(
+                pb::ListDishRequest {
+                    request_id: "seed-list".into(),
+                    merchant_id: MERCHANT,
+                    sku_id: SKU.into(),
+                    name: "Flash latte".into(),
+                    price: Some(super::clients::money(PRICE)),
+                },
+                &token,
+            )?)
+            .await
+            .context("ListDish")?;
+        let (mut left, mut i) = (units, 0);
+        while left > 0 {
+            let quantity = left.min(MAX_RESTOCK);
+            client
+                .restock(authorized(
+                    pb::RestockRequest {
+                        request_id: format!("seed-restock-{i}"),
+                        merchant_id: MERCHANT,
+                        sku_id: SKU.into(),
+                        quantity,
+                    },
+                    &token,
+                )?)
+                .await
+                .context("Restock")?;
+            left -= quantity;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// The SKU's ledger as the store holds it (durable), not as its writer holds it.
+    pub async fn ledger(&self) -> anyhow::Result<StockLevel> {
+        let sku = SkuId::parse(SKU)?;
+        let loaded = self
+            .app
+            .executor()
+            .load::<Sku>(&sku.stream_id())
+            .await
+            .context("loading the sku")?;
+        Ok(loaded.state.stock())
+    }
+
+    /// Drains the server and stops the app (background tasks, store). The database stays
+    /// until [`Target::finish`], so the ceiling can run on it while it is quiet.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.context("server task")??;
+        }
+        Ok(())
+    }
+
+    /// Deletes the run's NATS streams and drops the bench database (unless `keep`).
+    pub async fn finish(mut self, keep: bool) -> anyhow::Result<()> {
+        self.stop().await?;
+        if let Some((url, subjects)) = self.nats.take() {
+            if !keep {
+                let bus = NatsBus::connect(&url, subjects, NatsBusConfig::default()).await?;
+                bus.delete_streams().await?;
+            }
+        }
+        // The app's pools must be gone before the database is dropped.
+        let database = self.database.take();
+        drop(self);
+        if let Some(db) = database {
+            db.finish(keep).await?;
+        }
+        Ok(())
+    }
+}
