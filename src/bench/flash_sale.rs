@@ -274,3 +274,43 @@ impl FlashSale {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(units: i64, submits: u64) -> FlashSaleArgs {
+        FlashSaleArgs {
+            database_url: None,
+            nats_url: None,
+            units,
+            submits,
+            concurrency: 8,
+            clients_per_connection: 4,
+            max_seconds: 30,
+            ceiling_seconds: 1,
+            writers: None,
+            pool_size: None,
+            keep_database: false,
+            json: true,
+        }
+    }
+
+    /// The whole bench, embedded and tiny: every submit answered, exactly the stock
+    /// created, the rest refused for stock, the ledger identity holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_run_creates_exactly_the_stock() {
+        let args = args(20, 120);
+        let mut target = Target::start(None, None, None, None).await.unwrap();
+        let sale = measure(&mut target, &args).await.unwrap();
+        target.finish(false).await.unwrap();
+        assert_eq!(sale.load.ok, 120, "{:?}", sale.load.errors);
+        assert!(sale.outcomes.complete);
+        assert_eq!(sale.outcomes.created, 20);
+        assert_eq!(sale.outcomes.failed.get("OUT_OF_STOCK"), Some(&100));
+        assert_eq!(sale.oversell(), 0);
+        assert!(sale.identity_holds(), "{:?}", sale.ledger);
+        assert!(sale.verdict().is_ok());
+        assert!(sale.resolved_after_ms().is_some());
+    }
+}
