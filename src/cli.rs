@@ -18,7 +18,7 @@ pub struct Cli {
 pub enum Command {
     /// Applies the event store's schema migrations to every database of the shard map.
     Migrate(MigrateArgs),
-    /// Serves the command side over gRPC (health and reflection included).
+    /// Serves orderflow over gRPC: every role in one process, or one role (`--role`).
     Serve(crate::serve::ServeArgs),
     /// Mints a bearer token with the configured secret, for grpcurl and development.
     Token(crate::serve::TokenArgs),
@@ -83,9 +83,32 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A shard map (`0-15=postgres://…;16-31=postgres://…`) or a single URL, every password hidden.
+pub fn redact_map(spec: &str) -> String {
+    spec.split(';')
+        .map(|part| match part.split_once('=') {
+            Some((range, url)) if !range.contains("://") => format!("{range}={}", redact(url)),
+            _ => redact(part),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, redact_map};
+
+    #[test]
+    fn redact_map_hides_every_password() {
+        assert_eq!(
+            redact_map("0-15=postgres://u:a@h/x;16-31=postgres://u:b@h/y?sslmode=disable"),
+            "0-15=postgres://u:***@h/x;16-31=postgres://u:***@h/y?sslmode=disable"
+        );
+        assert_eq!(
+            redact_map("postgres://u:a@h/x?sslmode=disable"),
+            "postgres://u:***@h/x?sslmode=disable"
+        );
+    }
 
     #[test]
     fn redact_hides_only_the_password() {

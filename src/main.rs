@@ -4,6 +4,8 @@
 
 mod bench;
 mod cli;
+mod config;
+mod metrics;
 mod serve;
 
 use clap::Parser;

@@ -1,128 +1,162 @@
-//! `orderflow serve`: the command side on one gRPC listener, with its process managers.
+//! `orderflow serve`: every service in one process (`--role all`), or one role each
+//! (`command`, `projections`, `query`) so they scale apart.
 //!
-//! Flags and environment are the contract of `shared/api/README.md`. Embedded (no database
-//! and NATS URLs) keeps everything in memory and says so. SIGTERM or SIGINT drains in-flight
-//! RPCs, stops the process managers (each saves its checkpoint) and exits 0.
+//! Start-up: load and validate the layered configuration ([`crate::config`]), print it with
+//! secrets hidden, say loudly when nothing is durable, bind the Prometheus listener, then
+//! start the role. Each role has its own function taking the shared configuration and the
+//! one shutdown token: SIGTERM or SIGINT cancels it, the gRPC server drains its in-flight
+//! RPCs, the consumers finish the message in hand and save their checkpoints, the metrics
+//! listener stops, and the process exits 0.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use orderflow_command_service::{processes, server, CommandApp, CommandConfig};
+use orderflow_command_service::deadlines::SCHEDULER_CONSUMER;
+use orderflow_command_service::riders::notifier::NOTIFIER_CONSUMER;
+use orderflow_command_service::saga::{SETTLE_CONSUMER, SUBMIT_CONSUMER};
+use orderflow_command_service::{processes, server, CommandApp};
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
-use orderflow_infra::duration::format_duration;
+use orderflow_infra::bus::RelayConfig;
 use orderflow_infra::store::PgStoreConfig;
+use tokio_util::sync::CancellationToken;
 
-use crate::cli::redact;
+use crate::config::{Backend, Layers, Role, ServeConfig, ServeFlags};
+use crate::metrics::{LagSampler, MetricsServer};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// gRPC address.
-    #[arg(long, env = "ORDERFLOW_LISTEN", default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
-    /// PostgreSQL for the event store (all 32 shards); none = embedded, in memory.
-    #[arg(long, env = "ORDERFLOW_DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// Shards spread over several databases: `0-15=postgres://…/a;16-31=postgres://…/b`.
-    #[arg(long, env = "ORDERFLOW_SHARD_MAP")]
-    pub shard_map: Option<String>,
-    /// NATS with JetStream; none = embedded, in-process bus.
-    #[arg(long, env = "ORDERFLOW_NATS_URL")]
-    pub nats_url: Option<String>,
-    /// Prefix of every subject and stream name.
-    #[arg(long, env = "ORDERFLOW_NATS_PREFIX", default_value = "orderflow")]
-    pub nats_prefix: String,
-    /// HS256 secret of the bearer tokens (at least 32 bytes). Embedded mode generates one
-    /// when absent and prints it.
-    #[arg(long, env = "ORDERFLOW_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    #[command(flatten)]
+    pub flags: ServeFlags,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = CommandConfig::from_lookup(|name| std::env::var(name).ok())
-        .context("business configuration")?;
-    let shard_map = crate::cli::shard_map(args.database_url.as_deref(), args.shard_map.as_deref())?;
-    let embedded = shard_map.is_none() && args.nats_url.is_none();
-    let secret = match (&args.jwt_secret, embedded) {
-        (Some(s), _) => s.parse::<JwtSecret>().context("--jwt-secret")?,
-        (None, true) => {
-            let generated = uuid::Uuid::new_v4().simple().to_string()
-                + &uuid::Uuid::new_v4().simple().to_string();
-            eprintln!("no --jwt-secret: generated one for this embedded run: {generated}");
-            generated.parse::<JwtSecret>().context("generated secret")?
-        }
-        (None, false) => anyhow::bail!(
-            "--jwt-secret (or ORDERFLOW_JWT_SECRET) is required with a database or NATS"
-        ),
-    };
-
-    let mut builder = CommandApp::builder(JwtAuth::new(&secret))
-        .config(config.clone())
-        .nats_prefix(args.nats_prefix.clone());
-    match (shard_map, &args.nats_url) {
-        (Some(map), Some(nats)) => {
-            builder = builder.postgres_nats(PgStoreConfig::new(map), nats.clone())
-        }
-        (None, None) => {
-            eprintln!("EMBEDDED MODE: events, checkpoints and deadlines live in memory; nothing is durable.");
-            builder = builder.embedded();
-        }
-        _ => anyhow::bail!(
-            "give both --database-url and --nats-url (durable), or neither (embedded)"
-        ),
+    let config =
+        ServeConfig::load(&args.flags, |name| std::env::var(name).ok()).context("configuration")?;
+    eprint!("{config}");
+    if config.embedded() {
+        eprintln!(
+            "EMBEDDED MODE: events, checkpoints, deadlines and read models live in memory; \
+             nothing is durable. Give --database-url and --nats-url to keep them."
+        );
     }
-    print_config(&args, &config, embedded);
+    let secret = jwt_secret(&config)?;
 
-    let app = builder.build().await.context("starting the command side")?;
-    processes::start(&app);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    eprintln!("orderflow serving gRPC on {}", listener.local_addr()?);
-    server::run(app, listener, shutdown_signal())
-        .await
-        .context("gRPC server")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    let recorder = crate::metrics::install()?;
+    let metrics = MetricsServer::start(config.metrics_listen, recorder, shutdown.clone()).await?;
+    eprintln!("metrics on http://{}/metrics", metrics.addr);
+
+    let served = match config.role {
+        Role::All => all_roles(&config, secret, shutdown.clone()).await,
+        Role::Command => command_role(&config, secret, shutdown.clone()).await,
+        Role::Projections => projections_role(&config, shutdown.clone()).await,
+        Role::Query => query_role(&config, secret, shutdown.clone()).await,
+    };
+    // A role that failed to start must not leave the metrics listener holding the process.
+    shutdown.cancel();
+    metrics.stopped().await;
+    served?;
     eprintln!("orderflow stopped");
     Ok(())
 }
 
-/// The effective configuration, secrets hidden, so an operator sees what runs.
-fn print_config(args: &ServeArgs, c: &CommandConfig, embedded: bool) {
-    let url = |u: &Option<String>| u.as_deref().map_or_else(|| "(embedded)".to_owned(), redact);
-    eprintln!("configuration:");
-    eprintln!("  listen          {}", args.listen);
-    eprintln!(
-        "  database        {}",
-        args.shard_map
-            .as_deref()
-            .map_or_else(|| url(&args.database_url), redact)
-    );
-    eprintln!(
-        "  nats            {}  prefix {}",
-        url(&args.nats_url),
-        args.nats_prefix
-    );
-    eprintln!(
-        "  jwt secret      {}",
-        if args.jwt_secret.is_some() {
-            "(set, hidden)"
-        } else if embedded {
-            "(generated)"
-        } else {
-            "(missing)"
+/// The configured secret, or (embedded only; the configuration refuses the other case) one
+/// generated for this run and printed, so `orderflow token` can mint tokens for it.
+fn jwt_secret(config: &ServeConfig) -> anyhow::Result<JwtSecret> {
+    match &config.jwt_secret {
+        Some(secret) => Ok(secret.clone()),
+        None => {
+            let generated = uuid::Uuid::new_v4().simple().to_string()
+                + &uuid::Uuid::new_v4().simple().to_string();
+            eprintln!("no jwt_secret: generated one for this embedded run: {generated}");
+            generated.parse().context("generated secret")
         }
-    );
+    }
+}
+
+/// Command, projections and query in one process. The read side is not part of this binary
+/// yet: until it is, `all` serves the command side alone and says so.
+async fn all_roles(
+    config: &ServeConfig,
+    secret: JwtSecret,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     eprintln!(
-        "  payment window  {}  reservation ttl {}  offer window {}  radius {} m  fanout {}  delivery sla {}  close after {}",
-        format_duration(c.payment_window),
-        format_duration(c.reservation_ttl),
-        format_duration(c.offer_window),
-        c.offer_radius_m,
-        c.offer_fanout,
-        format_duration(c.delivery_sla),
-        format_duration(c.close_after),
+        "role all: the read side (projections, query) is not built in this binary yet; \
+         serving the command side only"
     );
+    command_role(config, secret, shutdown).await
+}
+
+/// The write side: `CommandService` with health and reflection, and every process manager.
+async fn command_role(
+    config: &ServeConfig,
+    secret: JwtSecret,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut builder = CommandApp::builder(JwtAuth::new(&secret))
+        .config(config.business.clone())
+        .nats_prefix(config.nats_prefix.clone());
+    builder = match &config.backend {
+        Backend::Embedded => builder.embedded(),
+        Backend::Durable {
+            shard_map,
+            nats_url,
+        } => builder.postgres_nats(PgStoreConfig::new(shard_map.clone()), nats_url.clone()),
+    };
+    let app = builder.build().await.context("starting the command side")?;
+    let processes = processes::start(&app);
+    let sampler = [
+        RelayConfig::default().name.as_str(),
+        SUBMIT_CONSUMER,
+        SETTLE_CONSUMER,
+        NOTIFIER_CONSUMER,
+        SCHEDULER_CONSUMER,
+    ]
+    .into_iter()
+    .fold(LagSampler::new(app.store().clone()), |sampler, name| {
+        sampler.consumer(name, app.checkpoints().clone())
+    })
+    .deadlines(processes.deadlines.clone());
+    app.spawn_background("metrics-sampler", |token| sampler.run(token));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding listen {}", config.listen))?;
+    eprintln!("orderflow serving gRPC on {}", listener.local_addr()?);
+    server::run_with(
+        app,
+        listener,
+        shutdown.cancelled_owned(),
+        crate::metrics::with_command_metrics,
+    )
+    .await
+    .context("gRPC server")
+}
+
+/// The projectors, alone. Not part of this binary yet.
+async fn projections_role(
+    _config: &ServeConfig,
+    _shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    anyhow::bail!("role projections is not built in this binary yet (use --role command)")
+}
+
+/// `QueryService` over the read models, alone. Not part of this binary yet.
+async fn query_role(
+    _config: &ServeConfig,
+    _secret: JwtSecret,
+    _shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    anyhow::bail!("role query is not built in this binary yet (use --role command)")
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -160,13 +194,25 @@ pub struct TokenArgs {
     /// How long the token is valid, e.g. 15m, 24h.
     #[arg(long, default_value = "24h")]
     pub ttl: String,
-    #[arg(long, env = "ORDERFLOW_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
+    /// The same configuration file as `serve --config`; its `jwt_secret` is used.
+    #[arg(long, env = "ORDERFLOW_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// HS256 secret, as `serve` takes it (flag > ORDERFLOW_JWT_SECRET > config file).
+    #[arg(long)]
+    pub jwt_secret: Option<String>,
 }
 
-/// `orderflow token`: mints a bearer token for grpcurl and BFF development.
+/// `orderflow token`: mints a bearer token with the secret `serve` would use, resolved
+/// through the same layers (file, environment, flag).
 pub fn token(args: TokenArgs) -> anyhow::Result<()> {
-    let secret: JwtSecret = args.jwt_secret.parse().context("--jwt-secret")?;
+    let layers = Layers::load(
+        args.config.as_deref(),
+        |name| std::env::var(name).ok(),
+        &[("jwt_secret", args.jwt_secret.clone())],
+    )?;
+    let secret: JwtSecret = layers
+        .parse("jwt_secret", |s| s.parse::<JwtSecret>().map_err(|e| e.to_string()))?
+        .context("no jwt_secret: give --jwt-secret, ORDERFLOW_JWT_SECRET or a --config file with one (an embedded serve prints the one it generated)")?;
     let role = args.role.parse().context("--role")?;
     let ttl: Duration = orderflow_infra::duration::parse_duration(&args.ttl).context("--ttl")?;
     let token = JwtAuth::new(&secret)

@@ -202,6 +202,8 @@ impl CommandAppBuilder {
             checkpoints,
             pg,
         } = self.backend.connect(&subjects).await?;
+        // Every append, whatever the write path, feeds the append latency metric.
+        let store = orderflow_infra::telemetry::TimedEventStore::wrap(store);
         tracing::info!(node = order_numbers.node(), "order numbers issued on node");
 
         let executor = Executor::new(store.clone());
