@@ -22,6 +22,9 @@ pub enum Command {
     Serve(crate::serve::ServeArgs),
     /// Mints a bearer token with the configured secret, for grpcurl and development.
     Token(crate::serve::TokenArgs),
+    /// An order's or a sku's history from the event store (who did what, when, and why).
+    #[command(subcommand)]
+    Audit(crate::audit::Audit),
     /// Measures throughput and latency.
     #[command(subcommand)]
     Bench(crate::bench::Bench),

@@ -2,6 +2,7 @@
 //! libraries offer, and runs it. Everything it calls is tested through the libraries.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod bench;
 mod cli;
 mod config;
@@ -19,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Bench(bench) => bench::run(bench).await,
         cli::Command::Serve(args) => serve::run(args).await,
         cli::Command::Token(args) => serve::token(args),
+        cli::Command::Audit(audit) => audit::run(audit).await,
     }
 }
 
