@@ -110,7 +110,7 @@ async fn command_role(
         Backend::Durable {
             shard_map,
             nats_url,
-        } => builder.postgres_nats(PgStoreConfig::new(shard_map.clone()), nats_url.clone()),
+        } => builder.postgres_nats(PgStoreConfig::new(*shard_map.clone()), nats_url.clone()),
     };
     let app = builder.build().await.context("starting the command side")?;
     let processes = processes::start(&app);

@@ -225,8 +225,9 @@ impl FromStr for Role {
 pub enum Backend {
     /// In-memory store, in-process bus and read models: nothing survives the process.
     Embedded,
+    /// Boxed: a shard map is large and the other variant is empty.
     Durable {
-        shard_map: ShardMap,
+        shard_map: Box<ShardMap>,
         nats_url: String,
     },
 }
@@ -309,7 +310,7 @@ impl ServeConfig {
         let shard_map = shard_map.or(database_url.map(ShardMap::single));
         let backend = match (shard_map, nats_url) {
             (Some(shard_map), Some(nats_url)) => Backend::Durable {
-                shard_map,
+                shard_map: Box::new(shard_map),
                 nats_url,
             },
             (None, None) => Backend::Embedded,
