@@ -1,9 +1,11 @@
 //! Lags, backlogs and open deadlines, sampled: every durable consumer saves a per-shard
-//! checkpoint, the store knows each shard's head, so "events behind" is their difference
-//! summed over shards — computed here for every consumer this process runs, without a line
-//! in the consumers themselves. Checkpoints are saved in batches (every 256 events or
-//! 500 ms), so a busy consumer reads up to a batch behind.
+//! checkpoint (a projector also shows its applied positions in memory), the store knows each
+//! shard's head, so "events behind" is their difference summed over shards — computed here
+//! for every consumer this process runs, without a line in the consumers themselves.
+//! Process managers save checkpoints in batches (every 256 events or 500 ms), so a busy one
+//! reads up to a batch behind; a projector's applied positions are exact.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,14 +15,21 @@ use orderflow_domain::Shard;
 use orderflow_infra::bus::CheckpointStore;
 use orderflow_infra::store::{EventStore, Position};
 use orderflow_infra::telemetry;
+use orderflow_projections::{Applied, Projector};
 use tokio_util::sync::CancellationToken;
 
 /// A durable consumer whose lag is reported.
-pub struct Watched {
-    pub name: String,
-    /// A projector (reported as projection lag) or another consumer.
-    pub projector: bool,
-    pub checkpoints: Arc<dyn CheckpointStore>,
+struct Watched {
+    name: String,
+    progress: Progress,
+}
+
+/// Where a consumer's per-shard progress is read.
+enum Progress {
+    /// A process manager's saved checkpoints.
+    Checkpoints(Arc<dyn CheckpointStore>),
+    /// A projector's applied positions (reported as projection lag).
+    Applied(Applied),
 }
 
 pub struct LagSampler {
@@ -43,20 +52,19 @@ impl LagSampler {
     pub fn consumer(mut self, name: &str, checkpoints: Arc<dyn CheckpointStore>) -> Self {
         self.watched.push(Watched {
             name: name.to_owned(),
-            projector: false,
-            checkpoints,
+            progress: Progress::Checkpoints(checkpoints),
         });
         self
     }
 
-    /// For the projections role, once the read side is part of this binary.
-    #[allow(dead_code)]
-    pub fn projector(mut self, name: &str, checkpoints: Arc<dyn CheckpointStore>) -> Self {
-        self.watched.push(Watched {
-            name: name.to_owned(),
-            projector: true,
-            checkpoints,
-        });
+    /// Every projector of a read app.
+    pub fn projectors(mut self, projectors: &[Projector]) -> Self {
+        for p in projectors {
+            self.watched.push(Watched {
+                name: p.name().to_owned(),
+                progress: Progress::Applied(p.applied().clone()),
+            });
+        }
         self
     }
 
@@ -89,11 +97,13 @@ impl LagSampler {
         }
         let mut saga = 0;
         for watched in &self.watched {
-            let saved = watched
-                .checkpoints
-                .load(&watched.name)
-                .await
-                .map_err(|e| e.to_string())?;
+            let saved: HashMap<Shard, Position> = match &watched.progress {
+                Progress::Checkpoints(checkpoints) => checkpoints
+                    .load(&watched.name)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                Progress::Applied(applied) => applied.positions().into_iter().collect(),
+            };
             let lag: u64 = heads
                 .iter()
                 .map(|(shard, head)| {
@@ -101,7 +111,7 @@ impl LagSampler {
                     head.get().saturating_sub(done.get())
                 })
                 .sum();
-            if watched.projector {
+            if matches!(watched.progress, Progress::Applied(_)) {
                 telemetry::projection_lag(&watched.name, lag);
             } else {
                 telemetry::consumer_lag(&watched.name, lag);

@@ -8,21 +8,18 @@
 //! RPCs, the consumers finish the message in hand and save their checkpoints, the metrics
 //! listener stops, and the process exits 0.
 
+mod read;
+mod roles;
+
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use orderflow_command_service::deadlines::SCHEDULER_CONSUMER;
-use orderflow_command_service::riders::notifier::NOTIFIER_CONSUMER;
-use orderflow_command_service::saga::{SETTLE_CONSUMER, SUBMIT_CONSUMER};
-use orderflow_command_service::{processes, server, CommandApp};
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
-use orderflow_infra::bus::RelayConfig;
-use orderflow_infra::store::PgStoreConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Backend, Layers, Role, ServeConfig, ServeFlags};
-use crate::metrics::{LagSampler, MetricsServer};
+use crate::config::{Layers, Role, ServeConfig, ServeFlags};
+use crate::metrics::MetricsServer;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -55,10 +52,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("metrics on http://{}/metrics", metrics.addr);
 
     let served = match config.role {
-        Role::All => all_roles(&config, secret, shutdown.clone()).await,
-        Role::Command => command_role(&config, secret, shutdown.clone()).await,
-        Role::Projections => projections_role(&config, shutdown.clone()).await,
-        Role::Query => query_role(&config, secret, shutdown.clone()).await,
+        Role::All => roles::all(&config, secret, shutdown.clone()).await,
+        Role::Command => roles::command(&config, secret, shutdown.clone()).await,
+        Role::Projections => roles::projections(&config, secret, shutdown.clone()).await,
+        Role::Query => roles::query(&config, secret, shutdown.clone()).await,
     };
     // A role that failed to start must not leave the metrics listener holding the process.
     shutdown.cancel();
@@ -80,83 +77,6 @@ fn jwt_secret(config: &ServeConfig) -> anyhow::Result<JwtSecret> {
             generated.parse().context("generated secret")
         }
     }
-}
-
-/// Command, projections and query in one process. The read side is not part of this binary
-/// yet: until it is, `all` serves the command side alone and says so.
-async fn all_roles(
-    config: &ServeConfig,
-    secret: JwtSecret,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    eprintln!(
-        "role all: the read side (projections, query) is not built in this binary yet; \
-         serving the command side only"
-    );
-    command_role(config, secret, shutdown).await
-}
-
-/// The write side: `CommandService` with health and reflection, and every process manager.
-async fn command_role(
-    config: &ServeConfig,
-    secret: JwtSecret,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut builder = CommandApp::builder(JwtAuth::new(&secret))
-        .config(config.business.clone())
-        .nats_prefix(config.nats_prefix.clone());
-    builder = match &config.backend {
-        Backend::Embedded => builder.embedded(),
-        Backend::Durable {
-            shard_map,
-            nats_url,
-        } => builder.postgres_nats(PgStoreConfig::new(*shard_map.clone()), nats_url.clone()),
-    };
-    let app = builder.build().await.context("starting the command side")?;
-    let processes = processes::start(&app);
-    let sampler = [
-        RelayConfig::default().name.as_str(),
-        SUBMIT_CONSUMER,
-        SETTLE_CONSUMER,
-        NOTIFIER_CONSUMER,
-        SCHEDULER_CONSUMER,
-    ]
-    .into_iter()
-    .fold(LagSampler::new(app.store().clone()), |sampler, name| {
-        sampler.consumer(name, app.checkpoints().clone())
-    })
-    .deadlines(processes.deadlines.clone());
-    app.spawn_background("metrics-sampler", |token| sampler.run(token));
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding listen {}", config.listen))?;
-    eprintln!("orderflow serving gRPC on {}", listener.local_addr()?);
-    server::run_with(
-        app,
-        listener,
-        shutdown.cancelled_owned(),
-        crate::metrics::with_command_metrics,
-    )
-    .await
-    .context("gRPC server")
-}
-
-/// The projectors, alone. Not part of this binary yet.
-async fn projections_role(
-    _config: &ServeConfig,
-    _shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    anyhow::bail!("role projections is not built in this binary yet (use --role command)")
-}
-
-/// `QueryService` over the read models, alone. Not part of this binary yet.
-async fn query_role(
-    _config: &ServeConfig,
-    _secret: JwtSecret,
-    _shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    anyhow::bail!("role query is not built in this binary yet (use --role command)")
 }
 
 /// Resolves on SIGTERM or SIGINT.
