@@ -79,17 +79,22 @@ pub async fn run(audit: Audit) -> anyhow::Result<()> {
     }
 }
 
+/// Prints to stdout; a reader that stopped early (`| head`) is not an error.
 fn print<T: serde::Serialize>(
     history: &T,
     json: bool,
     text: impl Fn(&T) -> String,
 ) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(history)?);
+    use std::io::Write;
+    let rendered = if json {
+        serde_json::to_string_pretty(history)? + "\n"
     } else {
-        print!("{}", text(history));
+        text(history)
+    };
+    match std::io::stdout().lock().write_all(rendered.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
     }
-    Ok(())
 }
 
 /// The event store of a durable deployment. Connecting applies pending migrations, as

@@ -1,14 +1,19 @@
 //! An order's timeline, and its state at the end (or `--as-of`).
+//!
+//! Built on the query side's audit functions (`orderflow_query_service::history`, what
+//! `GetOrderHistory` and `GetOrderAsOf` answer): the same events, and the state folded by the
+//! `order_detail` projection's own `OrderView::apply`, so the CLI and the RPCs agree.
 
 use std::fmt::Write;
 
-use orderflow_command_service::execute::decode;
-use orderflow_domain::order::{Order, OrderState};
-use orderflow_domain::{Decider, OrderNo, Timestamp};
+use orderflow_domain::{OrderNo, Timestamp};
 use orderflow_infra::store::EventStore;
+use orderflow_projections::orders::{order_event, OrderView};
+use orderflow_query_service::history;
+use orderflow_query_service::QueryError;
 use serde::Serialize;
 
-use super::{read_all, Entry};
+use super::Entry;
 
 #[derive(Debug, Serialize)]
 pub struct OrderHistory {
@@ -39,7 +44,7 @@ pub struct OrderSnapshot {
     pub submitted_at: String,
     pub updated_at: String,
     pub payment_deadline: Option<String>,
-    pub paid_by: Option<String>,
+    pub failure: Option<String>,
     pub refunded: String,
     pub rider: Option<String>,
     pub delivery_deadline: Option<String>,
@@ -52,46 +57,54 @@ pub async fn order_history(
     order_no: &OrderNo,
     as_of: Option<Timestamp>,
 ) -> anyhow::Result<OrderHistory> {
-    let recorded = read_all(store, &order_no.stream_id()).await?;
-    let mut state = OrderState::default();
+    let recorded = match history::order_events(store, order_no).await {
+        Ok(events) => events,
+        Err(QueryError::NotFound(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let until = as_of.unwrap_or(Timestamp::from_millis(i64::MAX));
+    let mut view: Option<OrderView> = None;
     let mut events = Vec::new();
     for (i, event) in recorded.iter().enumerate() {
-        if as_of.is_some_and(|t| event.metadata.occurred_at > t) {
+        if event.metadata.occurred_at > until {
             break;
         }
-        state = Order::evolve(state, &decode::<Order>(event)?);
+        if let Some(order_event) = order_event(event)? {
+            view = OrderView::apply(view, &order_event, event.stream_version);
+        }
         events.push(OrderEntry {
             entry: Entry::new(event, &recorded[..i]),
-            status_after: state.status().map(|s| s.to_string()),
+            status_after: view.as_ref().map(|v| v.status.to_string()),
         });
     }
     Ok(OrderHistory {
         order_no: order_no.to_string(),
         as_of: as_of.map(|t| t.to_string()),
         events,
-        state: snapshot(&state),
+        state: history::order_as_of(&recorded, until)
+            .as_ref()
+            .map(snapshot),
     })
 }
 
-fn snapshot(state: &OrderState) -> Option<OrderSnapshot> {
-    let o = state.order()?;
+fn snapshot(o: &OrderView) -> OrderSnapshot {
     let money = |m: &orderflow_domain::Money| format!("{}:{}", m.currency(), m.minor_units());
-    Some(OrderSnapshot {
+    OrderSnapshot {
         status: o.status.to_string(),
         buyer: o.buyer.to_string(),
         merchant: o.merchant.to_string(),
         total: money(&o.total),
         lines: o.lines.len(),
-        submitted_at: o.submitted_at.to_string(),
+        submitted_at: o.created_at.to_string(),
         updated_at: o.updated_at.to_string(),
         payment_deadline: o.payment_deadline.map(|t| t.to_string()),
-        paid_by: o.paid_by.as_ref().map(|t| t.to_string()),
+        failure: o.failure.map(|f| format!("{f:?}")),
         refunded: money(&o.refunded),
         rider: o.rider.map(|r| r.to_string()),
         delivery_deadline: o.delivery_deadline.map(|t| t.to_string()),
         late: o.late,
         compensation: o.compensation.as_ref().map(money),
-    })
+    }
 }
 
 impl OrderHistory {
@@ -137,7 +150,7 @@ impl OrderHistory {
                 );
                 let optional = [
                     ("payment deadline", &s.payment_deadline),
-                    ("paid by", &s.paid_by),
+                    ("failure", &s.failure),
                     ("rider", &s.rider),
                     ("delivery deadline", &s.delivery_deadline),
                     ("compensation", &s.compensation),
