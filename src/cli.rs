@@ -19,6 +19,7 @@ pub enum Command {
     /// Applies the event store's schema migrations to every database of the shard map.
     Migrate(MigrateArgs),
     /// Serves orderflow over gRPC: every role in one process, or one role (`--role`).
+    #[command(after_help = SERVE_HELP)]
     Serve(crate::serve::ServeArgs),
     /// Mints a bearer token with the configured secret, for grpcurl and development.
     Token(crate::serve::TokenArgs),
@@ -29,6 +30,14 @@ pub enum Command {
     #[command(subcommand)]
     Bench(crate::bench::Bench),
 }
+
+/// What `serve --help` adds after the flags: the keys without a flag, and the layering.
+const SERVE_HELP: &str = "\
+Business timings (environment, or the same key in lower case in the --config file):
+  ORDERFLOW_PAYMENT_WINDOW 15m, ORDERFLOW_RESERVATION_TTL 20m, ORDERFLOW_OFFER_WINDOW 30s,
+  ORDERFLOW_OFFER_RADIUS_M 3000, ORDERFLOW_OFFER_FANOUT 5, ORDERFLOW_DELIVERY_SLA 30m,
+  ORDERFLOW_CLOSE_AFTER 10m
+Layers: defaults < --config file < ORDERFLOW_* environment < flags. See docs/operations.md.";
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {

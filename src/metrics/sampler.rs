@@ -95,7 +95,9 @@ impl LagSampler {
             let head = self.store.head(shard).await.map_err(|e| e.to_string())?;
             heads.push((shard, head));
         }
-        let mut saga = 0;
+        // Only a sampler that watches the saga reports its backlog: two samplers run in
+        // role `all`, and the other must not overwrite it with 0.
+        let mut saga = None;
         for watched in &self.watched {
             let saved: HashMap<Shard, Position> = match &watched.progress {
                 Progress::Checkpoints(checkpoints) => checkpoints
@@ -117,10 +119,12 @@ impl LagSampler {
                 telemetry::consumer_lag(&watched.name, lag);
             }
             if [SUBMIT_CONSUMER, SETTLE_CONSUMER].contains(&watched.name.as_str()) {
-                saga += lag;
+                *saga.get_or_insert(0) += lag;
             }
         }
-        telemetry::saga_backlog(saga);
+        if let Some(saga) = saga {
+            telemetry::saga_backlog(saga);
+        }
         if let Some(deadlines) = &self.deadlines {
             let open = deadlines.count_open().await.map_err(|e| e.to_string())?;
             telemetry::open_deadlines(open);
