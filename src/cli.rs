@@ -33,7 +33,7 @@ pub enum Command {
 
 /// What `serve --help` adds after the flags: the keys without a flag, and the layering.
 const SERVE_HELP: &str = "\
-Business timings (environment, or the same key in lower case in the --config file):
+Business timings (environment; in the --config file as payment_window = \"15m\" etc.):
   ORDERFLOW_PAYMENT_WINDOW 15m, ORDERFLOW_RESERVATION_TTL 20m, ORDERFLOW_OFFER_WINDOW 30s,
   ORDERFLOW_OFFER_RADIUS_M 3000, ORDERFLOW_OFFER_FANOUT 5, ORDERFLOW_DELIVERY_SLA 30m,
   ORDERFLOW_CLOSE_AFTER 10m
