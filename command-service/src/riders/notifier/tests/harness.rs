@@ -54,6 +54,7 @@ pub(super) fn policy(fanout: usize) -> OfferPolicy {
         fanout,
         first_radius_m: 3_000,
         window: Duration::from_secs(30),
+        max_rounds: 10,
     }
 }
 
@@ -149,6 +150,18 @@ impl Harness {
 
     pub(super) fn handler(&self, fanout: usize) -> NotifierHandler {
         self.notifier(fanout, NOTIFIER_CONSUMER).handler
+    }
+
+    pub(super) fn handler_with(&self, policy: OfferPolicy) -> NotifierHandler {
+        Notifier::new(
+            self.executor.clone(),
+            self.bus.clone(),
+            self.checkpoints.clone(),
+            self.index.clone(),
+            Arc::new(self.clock.clone()),
+            policy,
+        )
+        .handler
     }
 
     pub(super) fn meta(&self) -> CommandMeta {
