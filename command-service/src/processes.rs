@@ -12,7 +12,8 @@ use orderflow_domain::Shard;
 
 use crate::app::CommandApp;
 use crate::deadlines::{
-    DeadlineFirer, DeadlineScheduler, FirerConfig, DeadlineStore, MemoryDeadlineStore, PgDeadlineStore, Wakeup,
+    DeadlineFirer, DeadlineScheduler, DeadlineStore, FirerConfig, MemoryDeadlineStore,
+    PgDeadlineStore, Wakeup,
 };
 use crate::riders::{run_index_updater, Notifier, OfferPolicy, RiderGeoIndex};
 use crate::saga::{Saga, SagaConfig};

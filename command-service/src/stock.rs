@@ -103,7 +103,7 @@ impl Inner {
     /// (the writer's state is in doubt until it reloads), `Some(l)` is what to answer.
     pub(crate) fn publish_listing(&self, sku: &SkuId, id: u64, listing: Option<Option<Listing>>) {
         let writers = self.writers();
-        if !writers.get(sku).is_some_and(|(current, _)| *current == id) {
+        if writers.get(sku).is_none_or(|(current, _)| *current != id) {
             return;
         }
         let mut listings = self.listings();

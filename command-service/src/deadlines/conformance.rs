@@ -197,12 +197,19 @@ pub async fn claimed_deadlines_are_hidden_until_the_lease_ends(store: &impl Dead
     assert!(store.claim(t(1_000), 10, lease).await.unwrap().is_empty());
     // ...still open (a claim is not a firing), due again once the lease has run out.
     assert_eq!(store.count_open().await.unwrap(), 4);
-    assert_eq!(store.next_due().await.unwrap(), Some(t(5_000)), "the unclaimed one");
+    assert_eq!(
+        store.next_due().await.unwrap(),
+        Some(t(5_000)),
+        "the unclaimed one"
+    );
     let expired = store.claim(t(1_000 + 60_000), 10, lease).await.unwrap();
     assert_eq!(expired.len(), 4, "the three leased and the one due at 5 s");
     // A completed claim is gone for good; a postponed one comes back at its new time.
     store.complete(&payment(1, 0).key).await.unwrap();
-    store.postpone(&payment(2, 0).key, t(70_000), None).await.unwrap();
+    store
+        .postpone(&payment(2, 0).key, t(70_000), None)
+        .await
+        .unwrap();
     let later = store.claim(t(200_000), 10, lease).await.unwrap();
     assert_eq!(
         keys(&later),
@@ -220,7 +227,10 @@ pub async fn prune_deletes_only_closed_deadlines_in_bounded_batches(store: &impl
     // Closed just now: nothing is older than an hour ago.
     let hour_ago = crate::clock::Clock::now(&crate::clock::SystemClock).as_millis() - 3_600_000;
     assert_eq!(
-        store.prune(Timestamp::from_millis(hour_ago), 10).await.unwrap(),
+        store
+            .prune(Timestamp::from_millis(hour_ago), 10)
+            .await
+            .unwrap(),
         0
     );
     let future = Timestamp::from_millis(32_503_680_000_000); // year 3000

@@ -315,8 +315,7 @@ impl DeadlineFirer {
             DeadlineKind::DeliveryDue { .. } => OrderCommand::DeliveryDeadlinePassed { now },
             DeadlineKind::CloseDue { .. } => OrderCommand::Close { at: now },
             DeadlineKind::AssignmentCheck { rider, order_no } => {
-                return reconcile_assignment(&self.executor, deadline, *rider, order_no, now)
-                    .await;
+                return reconcile_assignment(&self.executor, deadline, *rider, order_no, now).await;
             }
             DeadlineKind::ReservationExpires { sku, order_no } => {
                 return settle_reservation(

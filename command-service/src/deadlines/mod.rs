@@ -192,8 +192,11 @@ pub trait DeadlineStore: Send + Sync + 'static {
 
     /// Deletes up to `limit` deadlines closed before `closed_before` (the store's own clock
     /// stamps `closed_at`); returns how many. Open ones are never deleted.
-    async fn prune(&self, closed_before: Timestamp, limit: usize)
-        -> Result<u64, DeadlineStoreError>;
+    async fn prune(
+        &self,
+        closed_before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, DeadlineStoreError>;
 
     /// The earliest `due_at` of the open deadlines, for the firer's sleep.
     async fn next_due(&self) -> Result<Option<Timestamp>, DeadlineStoreError>;

@@ -26,8 +26,8 @@ mod submit;
 
 use std::sync::Arc;
 
-use orderflow_infra::auth::{Caller, JwtAuth};
 use orderflow_domain::{StreamId, Timestamp};
+use orderflow_infra::auth::{Caller, JwtAuth};
 use orderflow_infra::store::{CorrelationId, EventStore};
 use orderflow_proto::convert::{
     CancelOrder, CloseOrder, Compensate, ConfirmDelivery, ConfirmPayment, DelistDish, FieldError,

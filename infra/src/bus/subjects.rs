@@ -127,7 +127,11 @@ impl Subjects {
     /// An order offered `ORDERFLOW_OFFER_MAX_ROUNDS` times without a grab:
     /// `{prefix}.alerts.offers-exhausted.{order_no}`.
     pub fn offers_exhausted_alert(&self, order_no: &str) -> String {
-        format!("{}.alerts.offers-exhausted.{}", self.prefix, token(order_no))
+        format!(
+            "{}.alerts.offers-exhausted.{}",
+            self.prefix,
+            token(order_no)
+        )
     }
 
     /// Every alert: `{prefix}.alerts.>`.

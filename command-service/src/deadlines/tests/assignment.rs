@@ -60,7 +60,10 @@ async fn a_rider_left_assigned_to_an_order_it_did_not_win_is_released() {
     let firer = h.firer();
 
     // ...while the offer is open the grab may still land: the check waits for its expiry...
-    assert_eq!(firer.tick(now.plus(Duration::from_secs(15))).await.unwrap(), 1);
+    assert_eq!(
+        firer.tick(now.plus(Duration::from_secs(15))).await.unwrap(),
+        1
+    );
     assert!(h.rider_state().await.active_orders.contains(&order));
     assert!(h.open_keys().await.contains(&assignment_key(&order)));
 

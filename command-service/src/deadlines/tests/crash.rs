@@ -225,7 +225,10 @@ async fn two_firers_on_one_postgres_fire_each_deadline_once() {
     let (a, b) = (a.unwrap(), b.unwrap());
     // ...each deadline is fired by one of them.
     assert_eq!(a + b, 20, "ours fired {a}, the other {b}");
-    assert_eq!(ours.tick(due).await.unwrap() + other.tick(due).await.unwrap(), 0);
+    assert_eq!(
+        ours.tick(due).await.unwrap() + other.tick(due).await.unwrap(),
+        0
+    );
     for order in &orders {
         let history = h.history(order).await;
         assert_eq!(
@@ -258,7 +261,10 @@ async fn closed_deadlines_past_the_retention_are_pruned() {
     });
     let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     assert_eq!(firer.prune(now).await.unwrap(), 0, "within the retention");
-    let pruned = firer.prune(now.plus(Duration::from_secs(7_200))).await.unwrap();
+    let pruned = firer
+        .prune(now.plus(Duration::from_secs(7_200)))
+        .await
+        .unwrap();
     assert!(pruned >= 1, "the closed payment deadline at least");
     // The pruned key is gone (it could be scheduled again), the open ones are kept.
     let again = Deadline::new(DeadlineKind::PaymentDue { order_no: paid }, at(0));

@@ -122,6 +122,10 @@ impl Harness {
     }
 
     pub(super) fn notifier(&self, fanout: usize, name: &str) -> Notifier {
+        self.notifier_with(policy(fanout), name)
+    }
+
+    pub(super) fn notifier_with(&self, policy: OfferPolicy, name: &str) -> Notifier {
         let mut consumer = OrderedConsumerConfig::new(name);
         consumer.fetch_wait = Duration::from_millis(50);
         consumer.checkpoint_interval = Duration::from_millis(20);
@@ -131,7 +135,7 @@ impl Harness {
             self.checkpoints.clone(),
             self.index.clone(),
             Arc::new(self.clock.clone()),
-            policy(fanout),
+            policy,
         )
         .with_consumer_config(consumer)
     }
@@ -153,15 +157,7 @@ impl Harness {
     }
 
     pub(super) fn handler_with(&self, policy: OfferPolicy) -> NotifierHandler {
-        Notifier::new(
-            self.executor.clone(),
-            self.bus.clone(),
-            self.checkpoints.clone(),
-            self.index.clone(),
-            Arc::new(self.clock.clone()),
-            policy,
-        )
-        .handler
+        self.notifier_with(policy, NOTIFIER_CONSUMER).handler
     }
 
     pub(super) fn meta(&self) -> CommandMeta {
