@@ -81,7 +81,13 @@ impl DeadlineScheduler {
                     .map_err(|e| CommandError::Corrupt(format!("{}: {e}", event.stream)))?;
                 self.on_sku(event, sku, decode::<Sku>(event)?).await
             }
-            "rider" => {
+            // Riders report their location all the time: look at the type before decoding.
+            "rider"
+                if matches!(
+                    event.event_type.as_str(),
+                    "RiderOrderAssigned" | "RiderOrderUnassigned" | "RiderOrderFinished"
+                ) =>
+            {
                 let rider = RiderId::parse(event.stream.id())
                     .map_err(|e| CommandError::Corrupt(format!("{}: {e}", event.stream)))?;
                 self.on_rider(event, rider, decode::<Rider>(event)?).await
