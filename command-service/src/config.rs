@@ -22,6 +22,13 @@ pub struct CommandConfig {
     pub delivery_sla: Duration,
     /// On-time RECEIVED → CLOSED after this (`ORDERFLOW_CLOSE_AFTER`, 10m).
     pub close_after: Duration,
+    /// Extension of the contract. Rounds offered at the normal window; the round after the
+    /// last alerts ops and the order is offered on at the widest radius with a window that
+    /// doubles per round (`ORDERFLOW_OFFER_MAX_ROUNDS`, 10; see docs/riders.md).
+    pub offer_max_rounds: u32,
+    /// Extension of the contract. Closed deadlines older than this are deleted
+    /// (`ORDERFLOW_DEADLINE_RETENTION`, 168h).
+    pub deadline_retention: Duration,
 }
 
 impl Default for CommandConfig {
@@ -34,6 +41,8 @@ impl Default for CommandConfig {
             offer_fanout: 5,
             delivery_sla: Duration::from_secs(30 * 60),
             close_after: Duration::from_secs(10 * 60),
+            offer_max_rounds: 10,
+            deadline_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -73,6 +82,7 @@ impl CommandConfig {
         duration("ORDERFLOW_OFFER_WINDOW", &mut c.offer_window)?;
         duration("ORDERFLOW_DELIVERY_SLA", &mut c.delivery_sla)?;
         duration("ORDERFLOW_CLOSE_AFTER", &mut c.close_after)?;
+        duration("ORDERFLOW_DEADLINE_RETENTION", &mut c.deadline_retention)?;
         let number =
             |name: &'static str, min: u32, max: u32, slot: &mut u32| -> Result<(), ConfigError> {
                 if let Some(v) = lookup(name) {
@@ -92,6 +102,12 @@ impl CommandConfig {
             };
         number("ORDERFLOW_OFFER_RADIUS_M", 1, 50_000, &mut c.offer_radius_m)?;
         number("ORDERFLOW_OFFER_FANOUT", 1, 200, &mut c.offer_fanout)?;
+        number(
+            "ORDERFLOW_OFFER_MAX_ROUNDS",
+            1,
+            1_000,
+            &mut c.offer_max_rounds,
+        )?;
         c.validate()?;
         Ok(c)
     }
@@ -103,6 +119,7 @@ impl CommandConfig {
             ("offer_window", self.offer_window),
             ("delivery_sla", self.delivery_sla),
             ("close_after", self.close_after),
+            ("deadline_retention", self.deadline_retention),
         ];
         if let Some((name, _)) = windows.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Invalid(format!(
@@ -149,8 +166,15 @@ mod tests {
         let c = CommandConfig::from_lookup(lookup(&[
             ("ORDERFLOW_OFFER_WINDOW", "2s"),
             ("ORDERFLOW_OFFER_FANOUT", "3"),
+            ("ORDERFLOW_OFFER_MAX_ROUNDS", "4"),
+            ("ORDERFLOW_DEADLINE_RETENTION", "24h"),
         ]))
         .unwrap();
+        assert_eq!(c.offer_max_rounds, 4);
+        assert_eq!(c.deadline_retention, Duration::from_secs(24 * 3600));
+        assert!(
+            CommandConfig::from_lookup(lookup(&[("ORDERFLOW_OFFER_MAX_ROUNDS", "0")])).is_err()
+        );
         assert_eq!(c.offer_window, Duration::from_secs(2));
         assert_eq!(c.offer_fanout, 3);
         assert!(CommandConfig::from_lookup(lookup(&[("ORDERFLOW_OFFER_WINDOW", "soon")])).is_err());

@@ -171,6 +171,41 @@ impl Executor {
             .await
     }
 
+    /// As [`Executor::execute`], for a stream that cannot exist yet (a freshly drawn order
+    /// number): decides on the empty state and appends with `NO_STREAM`, without reading.
+    /// If the stream exists after all (a retry, a collision), falls back to
+    /// [`Executor::execute`], which reads it and answers a repeated command id with its
+    /// first outcome.
+    pub async fn create<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        command: &A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Executed<A::Event>, CommandError> {
+        let events = A::decide(command, &A::State::default()).map_err(CommandError::refused)?;
+        if events.is_empty() {
+            return self.execute::<A>(stream, command, meta).await;
+        }
+        let request = AppendRequest {
+            stream: stream.clone(),
+            expected: ExpectedVersion::NO_STREAM,
+            events: events.iter().map(encode).collect::<Result<_, _>>()?,
+            metadata: meta.metadata(),
+        };
+        match self.store.append(request).await {
+            Ok(outcome) if !outcome.deduplicated => Ok(Executed {
+                events,
+                token: Some(ConsistencyToken::new(outcome.shard, outcome.last_position)),
+                deduplicated: false,
+                version: outcome.last_version,
+            }),
+            Ok(_) | Err(StoreError::Conflict { .. }) => {
+                self.execute::<A>(stream, command, meta).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// As [`Executor::execute`], for commands built from the state (e.g. a deadline computed
     /// from the order): `make` is called again on every attempt.
     pub async fn execute_with<A, F>(
@@ -414,5 +449,30 @@ mod tests {
             task.await.unwrap().unwrap();
         }
         assert_eq!(store.read_stream(&stream, 1, 100).await.unwrap().len(), 17);
+    }
+
+    #[tokio::test]
+    async fn create_appends_a_new_stream_and_falls_back_on_an_existing_one() {
+        let (executor, store, stream) = setup();
+        // Given a stream that does not exist: appended without a read, as `execute` would.
+        let first = executor
+            .create::<Merchant>(&stream, &open(), &meta("req-1"))
+            .await
+            .unwrap();
+        assert_eq!((first.version, first.deduplicated), (1, false));
+        // A retry of the same command finds the stream: the first answer, nothing appended.
+        let again = executor
+            .create::<Merchant>(&stream, &open(), &meta("req-1"))
+            .await
+            .unwrap();
+        assert!(again.deduplicated);
+        assert_eq!(again.token, first.token);
+        // Another command on it is decided on the real state, not the empty one.
+        let err = executor
+            .create::<Merchant>(&stream, &open(), &meta("req-2"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CommandError::Refused { .. }), "{err:?}");
+        assert_eq!(store.read_stream(&stream, 1, 10).await.unwrap().len(), 1);
     }
 }

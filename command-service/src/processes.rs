@@ -12,7 +12,8 @@ use orderflow_domain::Shard;
 
 use crate::app::CommandApp;
 use crate::deadlines::{
-    DeadlineFirer, DeadlineScheduler, DeadlineStore, MemoryDeadlineStore, PgDeadlineStore, Wakeup,
+    DeadlineFirer, DeadlineScheduler, DeadlineStore, FirerConfig, MemoryDeadlineStore,
+    PgDeadlineStore, Wakeup,
 };
 use crate::riders::{run_index_updater, Notifier, OfferPolicy, RiderGeoIndex};
 use crate::saga::{Saga, SagaConfig};
@@ -78,7 +79,11 @@ pub fn start(app: &CommandApp) -> Processes {
         app.stock().clone(),
         app.clock().clone(),
         wakeup,
-    );
+    )
+    .with_config(FirerConfig {
+        retention: app.config().deadline_retention,
+        ..FirerConfig::default()
+    });
     app.spawn_background("deadline-firer", move |token| firer.run(token));
 
     Processes {

@@ -69,6 +69,12 @@ pub(crate) struct Inner {
     /// The running writers, each with an id so a writer that ends removes itself and not
     /// its successor. A std Mutex: held for a map lookup or insert, never across an await.
     writers: Mutex<HashMap<SkuId, (u64, mpsc::Sender<Request>)>>,
+    /// Each running writer's listing as of its last durable append (or load), so that
+    /// [`StockWriters::listing`] need not queue behind the batch the writer is committing.
+    /// Only a registered writer publishes, and its entry goes when it deregisters. A std
+    /// Mutex: held for one map operation, never across an await; taken after `writers`
+    /// when both are held.
+    listings: Mutex<HashMap<SkuId, Option<Listing>>>,
     next_id: AtomicU64,
 }
 
@@ -80,12 +86,31 @@ impl Inner {
         self.writers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn listings(&self) -> MutexGuard<'_, HashMap<SkuId, Option<Listing>>> {
+        self.listings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Forgets `sku`'s writer if it is still writer `id` (a newer one may be registered).
     pub(crate) fn deregister(&self, sku: &SkuId, id: u64) {
         let mut writers = self.writers();
         if writers.get(sku).is_some_and(|(current, _)| *current == id) {
             writers.remove(sku);
+            self.listings().remove(sku);
         }
+    }
+
+    /// Writer `id` of `sku` made this listing durable (or loaded it): `None` withdraws it
+    /// (the writer's state is in doubt until it reloads), `Some(l)` is what to answer.
+    pub(crate) fn publish_listing(&self, sku: &SkuId, id: u64, listing: Option<Option<Listing>>) {
+        let writers = self.writers();
+        if writers.get(sku).is_none_or(|(current, _)| *current != id) {
+            return;
+        }
+        let mut listings = self.listings();
+        match listing {
+            Some(listing) => listings.insert(sku.clone(), listing),
+            None => listings.remove(sku),
+        };
     }
 }
 
@@ -100,6 +125,7 @@ impl StockWriters {
                 executor,
                 config,
                 writers: Mutex::new(HashMap::new()),
+                listings: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
             }),
         }
@@ -153,6 +179,11 @@ impl StockWriters {
     /// number of reservations, unlike [`StockWriters::state`].
     #[instrument(skip_all, fields(sku = %sku))]
     pub async fn listing(&self, sku: &SkuId) -> Result<Option<Listing>, CommandError> {
+        // A running writer's published listing: every acknowledged command is in it (the
+        // writer publishes before it answers), and a batch being committed holds none yet.
+        if let Some(listing) = self.inner.listings().get(sku) {
+            return Ok(listing.clone());
+        }
         let (reply, rx) = oneshot::channel();
         self.send(sku, Request::Listing { reply }).await?;
         rx.await.unwrap_or(Err(CommandError::ShuttingDown))

@@ -2,6 +2,8 @@
 //! and [`deadline_store_suite!`] expands to one test per check for an adapter, given an
 //! async factory of a fresh, empty store.
 
+use std::time::Duration;
+
 use orderflow_domain::{OfferId, OrderNo, SkuId, Timestamp};
 use orderflow_infra::store::{CausationId, CorrelationId};
 
@@ -19,6 +21,8 @@ macro_rules! deadline_store_suite {
             parked_deadline_is_closed,
             every_kind_round_trips_with_its_cause,
             count_open_and_next_due_follow_the_open_ones,
+            claimed_deadlines_are_hidden_until_the_lease_ends,
+            prune_deletes_only_closed_deadlines_in_bounded_batches,
         );
     };
     (@checks $module:ident, $factory:expr; $($check:ident),* $(,)?) => {
@@ -177,4 +181,63 @@ pub async fn count_open_and_next_due_follow_the_open_ones(store: &impl DeadlineS
     store.cancel(&payment(3, 0).key).await.unwrap();
     assert_eq!(store.count_open().await.unwrap(), 1);
     assert_eq!(store.next_due().await.unwrap(), Some(t(300)));
+}
+
+pub async fn claimed_deadlines_are_hidden_until_the_lease_ends(store: &impl DeadlineStore) {
+    for (n, due) in [(1, 300), (2, 100), (3, 200), (4, 5_000)] {
+        store.schedule(payment(n, due)).await.unwrap();
+    }
+    let lease = Duration::from_secs(60);
+    // Given a claim of two, oldest first, carrying their own due times...
+    let first = store.claim(t(1_000), 2, lease).await.unwrap();
+    assert_eq!(first, vec![payment(2, 100), payment(3, 200)]);
+    // ...when another firer claims at the same time, it gets only the rest...
+    let second = store.claim(t(1_000), 10, lease).await.unwrap();
+    assert_eq!(second, vec![payment(1, 300)]);
+    assert!(store.claim(t(1_000), 10, lease).await.unwrap().is_empty());
+    // ...still open (a claim is not a firing), due again once the lease has run out.
+    assert_eq!(store.count_open().await.unwrap(), 4);
+    assert_eq!(
+        store.next_due().await.unwrap(),
+        Some(t(5_000)),
+        "the unclaimed one"
+    );
+    let expired = store.claim(t(1_000 + 60_000), 10, lease).await.unwrap();
+    assert_eq!(expired.len(), 4, "the three leased and the one due at 5 s");
+    // A completed claim is gone for good; a postponed one comes back at its new time.
+    store.complete(&payment(1, 0).key).await.unwrap();
+    store
+        .postpone(&payment(2, 0).key, t(70_000), None)
+        .await
+        .unwrap();
+    let later = store.claim(t(200_000), 10, lease).await.unwrap();
+    assert_eq!(
+        keys(&later),
+        keys(&[payment(2, 0), payment(3, 0), payment(4, 0)])
+    );
+}
+
+pub async fn prune_deletes_only_closed_deadlines_in_bounded_batches(store: &impl DeadlineStore) {
+    for n in 1..=5 {
+        store.schedule(payment(n, 100)).await.unwrap();
+    }
+    store.complete(&payment(1, 0).key).await.unwrap();
+    store.cancel(&payment(2, 0).key).await.unwrap();
+    store.park(&payment(3, 0).key, "boom").await.unwrap();
+    // Closed just now: nothing is older than an hour ago.
+    let hour_ago = crate::clock::Clock::now(&crate::clock::SystemClock).as_millis() - 3_600_000;
+    assert_eq!(
+        store
+            .prune(Timestamp::from_millis(hour_ago), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    let future = Timestamp::from_millis(32_503_680_000_000); // year 3000
+    assert_eq!(store.prune(future, 2).await.unwrap(), 2, "bounded");
+    assert_eq!(store.prune(future, 10).await.unwrap(), 1);
+    assert_eq!(store.prune(future, 10).await.unwrap(), 0);
+    // The open ones stay, and a pruned key can be scheduled again.
+    assert_eq!(store.count_open().await.unwrap(), 2);
+    assert!(store.schedule(payment(1, 100)).await.unwrap());
 }

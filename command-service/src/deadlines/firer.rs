@@ -25,6 +25,7 @@ use orderflow_infra::store::{CommandId, CorrelationId};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use super::assignment::reconcile_assignment;
 use super::reaper::settle_reservation;
 use super::{Deadline, DeadlineError, DeadlineKind, DeadlineStore, Wakeup};
 use crate::clock::Clock;
@@ -54,6 +55,16 @@ pub struct FirerConfig {
     pub max_attempts: u32,
     /// Longest back-off of the loop while a backend is down.
     pub outage_backoff_max: Duration,
+    /// How long a claimed deadline is hidden from other firers (other processes on the same
+    /// database). Longer than a batch takes; if a firer dies, its deadlines fire this late.
+    pub lease: Duration,
+    /// Closed deadlines older than this are deleted (`ORDERFLOW_DEADLINE_RETENTION`).
+    pub retention: Duration,
+    /// How often the loop prunes, and how many rows one delete takes (a pass stops after
+    /// `prune_max_batches`, so a backlog is worked off over several passes).
+    pub prune_every: Duration,
+    pub prune_batch: usize,
+    pub prune_max_batches: usize,
 }
 
 impl Default for FirerConfig {
@@ -67,6 +78,11 @@ impl Default for FirerConfig {
             retry_max: Duration::from_secs(300),
             max_attempts: 8,
             outage_backoff_max: Duration::from_secs(5),
+            lease: Duration::from_secs(60),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            prune_every: Duration::from_secs(600),
+            prune_batch: 1_000,
+            prune_max_batches: 100,
         }
     }
 }
@@ -117,7 +133,10 @@ impl DeadlineFirer {
     /// not settled stay due.
     #[instrument(skip_all, fields(now = %now))]
     pub async fn tick(&self, now: Timestamp) -> Result<usize, DeadlineError> {
-        let due = self.store.due(now, self.config.batch).await?;
+        let due = self
+            .store
+            .claim(now, self.config.batch, self.config.lease)
+            .await?;
         if due.is_empty() {
             return Ok(0);
         }
@@ -131,11 +150,27 @@ impl DeadlineFirer {
             .await;
         let mut settled = 0;
         let mut outage = None;
+        let mut unsettled = Vec::new();
         for (deadline, outcome) in fired {
             match self.settle(&deadline, outcome, now).await {
                 Ok(()) => settled += 1,
-                Err(e) if e.is_transient() => outage = outage.or(Some(e)),
+                Err(e) if e.is_transient() => {
+                    outage = outage.or(Some(e));
+                    unsettled.push(deadline);
+                }
                 Err(e) => return Err(e),
+            }
+        }
+        // Give back what an outage left unsettled, so the next look (ours after the back-off,
+        // or another firer's) retries it at once rather than after the lease. Best effort: if
+        // the deadline store is the one down, the lease brings them back.
+        for deadline in unsettled {
+            if let Err(e) = self
+                .store
+                .postpone(&deadline.key, deadline.due_at, None)
+                .await
+            {
+                tracing::debug!(key = %deadline.key, error = %e, "claim left to its lease");
             }
         }
         match outage {
@@ -144,13 +179,42 @@ impl DeadlineFirer {
         }
     }
 
+    /// Deletes closed deadlines older than the retention, in bounded batches. Returns how
+    /// many. A deleted key could be scheduled again by a replay of its opening event, which
+    /// fires a command the order refuses as moot; the retention keeps that to replays older
+    /// than any checkpoint lag.
+    #[instrument(skip_all)]
+    pub async fn prune(&self, now: Timestamp) -> Result<u64, DeadlineError> {
+        let retention = i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
+        let before = Timestamp::from_millis(now.as_millis().saturating_sub(retention));
+        let mut pruned = 0;
+        for _ in 0..self.config.prune_max_batches {
+            let n = self.store.prune(before, self.config.prune_batch).await?;
+            pruned += n;
+            if n < self.config.prune_batch as u64 {
+                break;
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, "closed deadlines pruned");
+        }
+        Ok(pruned)
+    }
+
     /// Looks for due deadlines until `shutdown`: at once again after a full batch, else when
     /// the earliest one is due (at most `max_idle` later) or the scheduler stores a sooner one.
     #[instrument(skip_all)]
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), DeadlineError> {
         let mut outage_backoff = self.config.retry_base.min(self.config.outage_backoff_max);
+        let mut next_prune = self.clock.now();
         while !shutdown.is_cancelled() {
             let now = self.clock.now();
+            if now >= next_prune {
+                next_prune = now.plus(self.config.prune_every);
+                if let Err(e) = self.prune(now).await {
+                    tracing::warn!(error = %e, "cannot prune closed deadlines");
+                }
+            }
             let wait = match self.tick(now).await {
                 Ok(n) if n >= self.config.batch => Duration::ZERO,
                 Ok(_) => {
@@ -250,6 +314,9 @@ impl DeadlineFirer {
             },
             DeadlineKind::DeliveryDue { .. } => OrderCommand::DeliveryDeadlinePassed { now },
             DeadlineKind::CloseDue { .. } => OrderCommand::Close { at: now },
+            DeadlineKind::AssignmentCheck { rider, order_no } => {
+                return reconcile_assignment(&self.executor, deadline, *rider, order_no, now).await;
+            }
             DeadlineKind::ReservationExpires { sku, order_no } => {
                 return settle_reservation(
                     &self.executor,

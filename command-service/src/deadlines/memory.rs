@@ -4,8 +4,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use orderflow_domain::Timestamp;
+
+use crate::clock::{Clock, SystemClock};
 
 use super::{Deadline, DeadlineKey, DeadlineStore, DeadlineStoreError};
 
@@ -21,6 +25,8 @@ struct Entry {
     deadline: Deadline,
     last_error: Option<String>,
     closed: Option<Outcome>,
+    /// When it was closed, by the wall clock (as PostgreSQL's `now()`), for `prune`.
+    closed_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Default)]
@@ -35,6 +41,7 @@ impl Inner {
         let entry = self.entries.get_mut(key).filter(|e| e.closed.is_none())?;
         self.open.remove(&(entry.deadline.due_at, key.clone()));
         entry.closed = Some(outcome);
+        entry.closed_at = Some(SystemClock.now());
         Some(entry)
     }
 }
@@ -91,6 +98,7 @@ impl DeadlineStore for MemoryDeadlineStore {
                 },
                 last_error: None,
                 closed: None,
+                closed_at: None,
             },
         );
         Ok(true)
@@ -109,6 +117,53 @@ impl DeadlineStore for MemoryDeadlineStore {
             .take(limit)
             .filter_map(|(_, key)| inner.entries.get(key).map(|e| e.deadline.clone()))
             .collect())
+    }
+
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Deadline>, DeadlineStoreError> {
+        let mut inner = self.lock();
+        let Inner { entries, open } = &mut *inner;
+        let taken: Vec<(Timestamp, DeadlineKey)> = open
+            .iter()
+            .take_while(|(due_at, _)| *due_at <= now)
+            .take(limit)
+            .cloned()
+            .collect();
+        let until = now.plus(lease);
+        let mut claimed = Vec::with_capacity(taken.len());
+        for (due_at, key) in taken {
+            let Some(entry) = entries.get_mut(&key) else {
+                continue;
+            };
+            claimed.push(entry.deadline.clone());
+            open.remove(&(due_at, key.clone()));
+            entry.deadline.due_at = until;
+            open.insert((until, key));
+        }
+        Ok(claimed)
+    }
+
+    async fn prune(
+        &self,
+        closed_before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, DeadlineStoreError> {
+        let mut inner = self.lock();
+        let old: Vec<DeadlineKey> = inner
+            .entries
+            .iter()
+            .filter(|(_, e)| e.closed_at.is_some_and(|at| at < closed_before))
+            .map(|(key, _)| key.clone())
+            .take(limit)
+            .collect();
+        for key in &old {
+            inner.entries.remove(key);
+        }
+        Ok(old.len() as u64)
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, DeadlineStoreError> {

@@ -11,6 +11,7 @@
 //!   each due deadline with a command id derived from the key, and marks it done only once
 //!   that command is durable. A crash in between re-fires it, which appends nothing.
 
+mod assignment;
 mod error;
 mod firer;
 mod memory;
@@ -24,11 +25,14 @@ mod conformance;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
-use orderflow_domain::{OfferId, OrderNo, SkuId, Timestamp};
+use orderflow_domain::{OfferId, OrderNo, RiderId, SkuId, Timestamp};
 use orderflow_infra::store::{CausationId, CorrelationId};
 use serde::{Deserialize, Serialize};
 
+pub use assignment::ASSIGNMENT_CHECK_AFTER;
 pub use error::{DeadlineError, DeadlineStoreError};
 pub use firer::{DeadlineFirer, FirerConfig};
 pub use memory::MemoryDeadlineStore;
@@ -53,6 +57,8 @@ pub enum DeadlineKind {
     CloseDue { order_no: OrderNo },
     /// A reservation still held: settle it from the order's state.
     ReservationExpires { sku: SkuId, order_no: OrderNo },
+    /// A rider assigned to an order: release the slot if the order went to someone else.
+    AssignmentCheck { rider: RiderId, order_no: OrderNo },
 }
 
 impl DeadlineKind {
@@ -68,6 +74,9 @@ impl DeadlineKind {
             DeadlineKind::ReservationExpires { sku, order_no } => {
                 format!("reservation:{sku}:{order_no}")
             }
+            DeadlineKind::AssignmentCheck { rider, order_no } => {
+                format!("assignment:{rider}:{order_no}")
+            }
         })
     }
 
@@ -78,7 +87,8 @@ impl DeadlineKind {
             | DeadlineKind::OfferExpires { order_no, .. }
             | DeadlineKind::DeliveryDue { order_no }
             | DeadlineKind::CloseDue { order_no }
-            | DeadlineKind::ReservationExpires { order_no, .. } => order_no,
+            | DeadlineKind::ReservationExpires { order_no, .. }
+            | DeadlineKind::AssignmentCheck { order_no, .. } => order_no,
         }
     }
 
@@ -90,6 +100,7 @@ impl DeadlineKind {
             DeadlineKind::DeliveryDue { .. } => "delivery",
             DeadlineKind::CloseDue { .. } => "close",
             DeadlineKind::ReservationExpires { .. } => "reservation",
+            DeadlineKind::AssignmentCheck { .. } => "assignment",
         }
     }
 }
@@ -162,8 +173,30 @@ pub trait DeadlineStore: Send + Sync + 'static {
     /// open; an unknown or closed key is left alone.
     async fn cancel(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError>;
 
-    /// Open deadlines with `due_at <= now`, oldest first, at most `limit`.
+    /// Open deadlines with `due_at <= now`, oldest first, at most `limit`; a look that takes
+    /// nothing (operators, tests). The firer uses [`DeadlineStore::claim`].
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Deadline>, DeadlineStoreError>;
+
+    /// Takes up to `limit` open deadlines due at `now`, oldest first, for one firer: each
+    /// taken one's `due_at` moves to `now + lease`, so no other claim sees it until then
+    /// (on PostgreSQL, `FOR UPDATE SKIP LOCKED`: concurrent claims of several processes take
+    /// disjoint rows, none waits). A firer that dies mid-batch leaves its deadlines to be
+    /// claimed again when the lease runs out. The returned deadlines carry the due time they
+    /// had before the claim.
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Deadline>, DeadlineStoreError>;
+
+    /// Deletes up to `limit` deadlines closed before `closed_before` (the store's own clock
+    /// stamps `closed_at`); returns how many. Open ones are never deleted.
+    async fn prune(
+        &self,
+        closed_before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, DeadlineStoreError>;
 
     /// The earliest `due_at` of the open deadlines, for the firer's sleep.
     async fn next_due(&self) -> Result<Option<Timestamp>, DeadlineStoreError>;

@@ -4,6 +4,8 @@
 //! Times are stored as `timestamptz` for operators reading the table, and converted from and
 //! to the domain's milliseconds in SQL (`epoch + n ms`, `extract(epoch) * 1000`), exactly.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use orderflow_domain::Timestamp;
@@ -68,6 +70,25 @@ fn decode(row: &Row) -> Result<Deadline, DeadlineStoreError> {
         cause,
         attempts,
     })
+}
+
+/// An unreadable row would come back first on every look and block the queue: park it for an
+/// operator, keeping the reason.
+async fn park_unreadable(
+    client: &tokio_postgres::Client,
+    row: &Row,
+    error: &DeadlineStoreError,
+) -> Result<(), DeadlineStoreError> {
+    let key: String = row.get(0);
+    tracing::error!(%key, %error, "unreadable deadline parked");
+    client
+        .execute(
+            "UPDATE deadlines SET closed_at = now(), outcome = 'parked', last_error = $2
+             WHERE key = $1 AND closed_at IS NULL",
+            &[&key, &error.to_string()],
+        )
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -137,23 +158,71 @@ impl DeadlineStore for PgDeadlineStore {
         for row in &rows {
             match decode(row) {
                 Ok(deadline) => due.push(deadline),
-                Err(e) => {
-                    // An unreadable row would come back first on every look and block the
-                    // queue: park it for an operator, keeping the reason.
-                    let key: String = row.get(0);
-                    tracing::error!(%key, error = %e, "unreadable deadline parked");
-                    client
-                        .execute(
-                            "UPDATE deadlines SET closed_at = now(), outcome = 'parked',
-                                last_error = $2
-                             WHERE key = $1 AND closed_at IS NULL",
-                            &[&key, &e.to_string()],
-                        )
-                        .await?;
-                }
+                Err(e) => park_unreadable(&client, row, &e).await?,
             }
         }
         Ok(due)
+    }
+
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Deadline>, DeadlineStoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let until = now.plus(lease);
+        let client = self.pool.get().await?;
+        // SKIP LOCKED: a row another firer is claiming right now is left to it, so concurrent
+        // claims take disjoint rows without waiting; the moved due_at keeps it from the next
+        // claims until the lease runs out.
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE deadlines d SET due_at = {}
+                     FROM (SELECT key, due_at FROM deadlines
+                           WHERE closed_at IS NULL AND due_at <= {AT_MS}
+                           ORDER BY due_at, key LIMIT $2
+                           FOR UPDATE SKIP LOCKED) c
+                     WHERE d.key = c.key
+                     RETURNING d.key, d.kind, {}, d.correlation_id, d.causation_id, d.attempts",
+                    AT_MS.replace("$1", "$3"),
+                    ms_of("c.due_at")
+                ),
+                &[&now.as_millis(), &limit, &until.as_millis()],
+            )
+            .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match decode(row) {
+                Ok(deadline) => claimed.push(deadline),
+                Err(e) => park_unreadable(&client, row, &e).await?,
+            }
+        }
+        // RETURNING follows no order; the firer works oldest first.
+        claimed.sort_by(|a, b| (a.due_at, &a.key).cmp(&(b.due_at, &b.key)));
+        Ok(claimed)
+    }
+
+    async fn prune(
+        &self,
+        closed_before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, DeadlineStoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                &format!(
+                    "DELETE FROM deadlines WHERE key IN (
+                         SELECT key FROM deadlines
+                         WHERE closed_at IS NOT NULL AND closed_at < {AT_MS}
+                         LIMIT $2)"
+                ),
+                &[&closed_before.as_millis(), &limit],
+            )
+            .await?;
+        Ok(n)
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, DeadlineStoreError> {

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orderflow_domain::order::{Order, OrderEvent};
+use orderflow_domain::rider::{Rider, RiderEvent};
 use orderflow_domain::sku::{Sku, SkuEvent};
-use orderflow_domain::{OfferId, OrderNo, SkuId, Timestamp};
+use orderflow_domain::{OfferId, OrderNo, RiderId, SkuId, Timestamp};
 use orderflow_infra::bus::{
     CheckpointStore, EventBus, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig,
 };
@@ -20,6 +21,7 @@ use orderflow_infra::store::{CausationId, RecordedEvent};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use super::assignment::ASSIGNMENT_CHECK_AFTER;
 use super::{Deadline, DeadlineCause, DeadlineError, DeadlineKind, DeadlineStore, Wakeup};
 use crate::error::CommandError;
 use crate::execute::decode;
@@ -79,7 +81,41 @@ impl DeadlineScheduler {
                     .map_err(|e| CommandError::Corrupt(format!("{}: {e}", event.stream)))?;
                 self.on_sku(event, sku, decode::<Sku>(event)?).await
             }
+            // Riders report their location all the time: look at the type before decoding.
+            "rider"
+                if matches!(
+                    event.event_type.as_str(),
+                    "RiderOrderAssigned" | "RiderOrderUnassigned" | "RiderOrderFinished"
+                ) =>
+            {
+                let rider = RiderId::parse(event.stream.id())
+                    .map_err(|e| CommandError::Corrupt(format!("{}: {e}", event.stream)))?;
+                self.on_rider(event, rider, decode::<Rider>(event)?).await
+            }
             _ => Ok(()),
+        }
+    }
+
+    async fn on_rider(
+        &self,
+        event: &RecordedEvent,
+        rider: RiderId,
+        decoded: RiderEvent,
+    ) -> Result<(), DeadlineError> {
+        let check = |order_no: &OrderNo| DeadlineKind::AssignmentCheck {
+            rider,
+            order_no: order_no.clone(),
+        };
+        match &decoded {
+            RiderEvent::OrderAssigned(e) => {
+                self.schedule(event, check(&e.order_no), e.at.plus(ASSIGNMENT_CHECK_AFTER))
+                    .await
+            }
+            RiderEvent::OrderUnassigned(e) => self.cancel(check(&e.order_no)).await,
+            RiderEvent::OrderFinished(e) => self.cancel(check(&e.order_no)).await,
+            RiderEvent::WentOnline(_)
+            | RiderEvent::LocationReported(_)
+            | RiderEvent::WentOffline(_) => Ok(()),
         }
     }
 

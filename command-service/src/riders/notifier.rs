@@ -59,6 +59,9 @@ const ORDER_PAID: &str = "OrderPaid";
 const OFFER_EXPIRED: &str = "OfferExpired";
 /// Each re-offer multiplies the radius by this, up to [`MAX_RADIUS_M`].
 const WIDEN_FACTOR: u32 = 2;
+/// Past `max_rounds`, each round's window doubles, up to this many normal windows
+/// (8 minutes with the default 30 s window).
+const MAX_WINDOW_FACTOR: u32 = 16;
 
 /// How offers are made: the command side's offer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +72,8 @@ pub struct OfferPolicy {
     pub first_radius_m: u32,
     /// How long a round stays open (`ORDERFLOW_OFFER_WINDOW`).
     pub window: Duration,
+    /// Rounds at the normal window (`ORDERFLOW_OFFER_MAX_ROUNDS`); see [`OfferPolicy::window`].
+    pub max_rounds: u32,
 }
 
 impl OfferPolicy {
@@ -77,7 +82,28 @@ impl OfferPolicy {
             fanout: usize::try_from(config.offer_fanout).unwrap_or(usize::MAX),
             first_radius_m: config.offer_radius_m,
             window: config.offer_window,
+            max_rounds: config.offer_max_rounds,
         }
+    }
+
+    /// How long a round stays open. Up to `max_rounds`, the normal window. After that nobody
+    /// near has taken the order for `max_rounds` windows: ops are alerted (once, at round
+    /// `max_rounds + 1`), and the order is still offered, at the widest radius, with the
+    /// window doubling per round up to 16 windows. The buyer has paid and a PAID order cannot
+    /// be cancelled, so stopping would strand it; offering on, slower, keeps it findable by
+    /// a rider who comes online later without flooding riders and the log with rounds.
+    pub fn window(&self, round: u32) -> Duration {
+        let past = round.saturating_sub(self.max_rounds);
+        let factor = WIDEN_FACTOR
+            .checked_pow(past)
+            .unwrap_or(u32::MAX)
+            .min(MAX_WINDOW_FACTOR);
+        self.window.saturating_mul(factor)
+    }
+
+    /// Whether this round is the first past the cap, the one that alerts ops.
+    pub fn alerts(&self, round: u32) -> bool {
+        round == self.max_rounds.saturating_add(1)
     }
 
     /// The radius of a round: the first radius doubled for every earlier round, capped at
@@ -211,7 +237,7 @@ impl NotifierHandler {
             round,
             riders,
             radius_m,
-            expires_at: now.plus(self.policy.window),
+            expires_at: now.plus(self.policy.window(round)),
             at: now,
         };
         let command_id = CommandId::parse(format!("notifier:offer:{}:{round}", order.order_no))?;
@@ -252,6 +278,9 @@ impl NotifierHandler {
         // checkpoint; its redelivery finds the round decided and publishes it then. Offers
         // are idempotent by offer id, so a second copy is harmless.
         self.publish(order, pickup, notified).await?;
+        if self.policy.alerts(round) {
+            self.alert_offers_exhausted(order, cause, notified).await?;
+        }
         tracing::info!(offer_id = %notified.offer_id, riders = notified.riders.len(),
             radius_m = notified.radius_m, deduplicated = done.deduplicated, "offered");
         Ok(())
@@ -272,6 +301,41 @@ impl NotifierHandler {
             .profile
             .map(|p| p.location)
             .ok_or(RidersError::MerchantUnknown(order.merchant))
+    }
+
+    /// Tells ops an order found no rider in `max_rounds` rounds: a durable message on
+    /// `{prefix}.alerts.offers-exhausted.{order_no}`, deduplicated by order (a redelivery
+    /// sends the same id).
+    async fn alert_offers_exhausted(
+        &self,
+        order: &PlacedOrder,
+        cause: &RecordedEvent,
+        notified: &RidersNotified,
+    ) -> Result<(), RidersError> {
+        let rounds = notified.round.saturating_sub(1);
+        tracing::error!(order_no = %order.order_no, rounds, "no rider took the order; ops alerted");
+        let body = serde_json::json!({
+            "order_no": order.order_no.to_string(),
+            "merchant_id": order.merchant.get(),
+            "rounds": rounds,
+            "radius_m": notified.radius_m,
+            "next_offer_id": notified.offer_id.to_string(),
+            "next_expires_at": notified.expires_at.to_string(),
+        });
+        let message = OutgoingMessage::new(
+            self.bus
+                .subjects()
+                .offers_exhausted_alert(order.order_no.as_str()),
+            body.to_string().into_bytes(),
+        )
+        .with_msg_id(format!("offers-exhausted:{}", order.order_no))
+        .with_header("Content-Type", "application/json")
+        .with_header(
+            "Orderflow-Correlation-Id",
+            cause.metadata.correlation_id.as_str(),
+        );
+        self.bus.publish(message).await?;
+        Ok(())
     }
 
     async fn publish(

@@ -26,6 +26,7 @@ mod submit;
 
 use std::sync::Arc;
 
+use orderflow_domain::{StreamId, Timestamp};
 use orderflow_infra::auth::{Caller, JwtAuth};
 use orderflow_infra::store::{CorrelationId, EventStore};
 use orderflow_proto::convert::{
@@ -41,7 +42,7 @@ use crate::auth::{authenticate, Authorize};
 use crate::clock::Clock;
 use crate::config::CommandConfig;
 use crate::error::CommandError;
-use crate::execute::{CommandMeta, Executed, Executor};
+use crate::execute::{Aggregate, CommandMeta, Executed, Executor};
 use crate::stock::StockWriters;
 
 pub use order_numbers::OrderNumbers;
@@ -148,6 +149,34 @@ impl CommandHandler {
             at: now,
         };
         Ok((Ctx { caller, meta }, parsed))
+    }
+}
+
+impl CommandHandler {
+    /// The common shape of an RPC: [`CommandHandler::begin`], then one command on one stream,
+    /// answered with what it appended. `command` builds both from the parsed request and the
+    /// command's time.
+    pub(crate) async fn one_command<P, R, A>(
+        &self,
+        request: &Request<R>,
+        command: impl FnOnce(&P, Timestamp) -> (StreamId, A::Command),
+    ) -> Result<Response<pb::CommandReply>, Status>
+    where
+        P: for<'a> TryFrom<&'a R, Error = FieldError> + Authorize + HasRequestId,
+        A: Aggregate,
+    {
+        answer(
+            async {
+                let (ctx, parsed) = self.begin::<P, _>(request)?;
+                let (stream, command) = command(&parsed, ctx.meta.at);
+                let done = self
+                    .executor
+                    .execute::<A>(&stream, &command, &ctx.meta)
+                    .await?;
+                Ok(reply(&done))
+            }
+            .await,
+        )
     }
 }
 

@@ -15,11 +15,9 @@
 //! Crash window: a process dying between 1 and 3 (or a store failure in 2 that leaves it
 //! unknown whether the grab committed, where we must not unassign) leaves the rider
 //! assigned to an order it did not win. The rider's retry of the same request completes the
-//! sequence; without one, the assignment must be released by the rider-assignment
-//! reconciler, which belongs with the durable deadlines (process managers, not this
-//! module): on `RiderOrderAssigned`, schedule a check at assignment + offer window; if the
-//! order's `rider` is then not this rider, send `UnassignOrder` (a `NotAssigned` refusal
-//! there means someone already released it: done).
+//! sequence; without one, the rider-assignment reconciler of the durable deadlines
+//! (`deadlines/assignment.rs`) releases it: every `RiderOrderAssigned` is checked 60 s later,
+//! and a rider whose order went elsewhere (and whose offer is over) is unassigned.
 
 use orderflow_domain::order::{Order, OrderCommand};
 use orderflow_domain::rider::{Rider, RiderCommand, RiderEvent, RiderState};
@@ -40,22 +38,15 @@ pub(super) async fn go_online(
     h: &CommandHandler,
     request: Request<pb::GoOnlineRequest>,
 ) -> Result<Response<pb::CommandReply>, Status> {
-    answer(
-        async {
-            let (ctx, r) = h.begin::<GoOnline, _>(&request)?;
-            let command = RiderCommand::GoOnline {
-                location: r.location,
-                capacity: r.capacity,
-                at: ctx.meta.at,
-            };
-            let done = h
-                .executor
-                .execute::<Rider>(&r.rider.stream_id(), &command, &ctx.meta)
-                .await?;
-            Ok(reply(&done))
-        }
-        .await,
-    )
+    h.one_command::<GoOnline, _, Rider>(&request, |r, at| {
+        let command = RiderCommand::GoOnline {
+            location: r.location,
+            capacity: r.capacity,
+            at,
+        };
+        (r.rider.stream_id(), command)
+    })
+    .await
 }
 
 #[instrument(
@@ -190,21 +181,11 @@ pub(super) async fn pick_up(
     h: &CommandHandler,
     request: Request<pb::PickUpRequest>,
 ) -> Result<Response<pb::CommandReply>, Status> {
-    answer(
-        async {
-            let (ctx, r) = h.begin::<PickUp, _>(&request)?;
-            let command = OrderCommand::PickUp {
-                rider: r.rider,
-                at: ctx.meta.at,
-            };
-            let done = h
-                .executor
-                .execute::<Order>(&r.order_no.stream_id(), &command, &ctx.meta)
-                .await?;
-            Ok(reply(&done))
-        }
-        .await,
-    )
+    h.one_command::<PickUp, _, Order>(&request, |r, at| {
+        let command = OrderCommand::PickUp { rider: r.rider, at };
+        (r.order_no.stream_id(), command)
+    })
+    .await
 }
 
 /// Delivered on the order (late if at or after the deadline), then the rider's slot is freed.

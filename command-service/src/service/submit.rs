@@ -4,16 +4,18 @@
 //! from the request (it holds the submission time). So the first attempt records which
 //! number it drew, in a claim stream named after the request:
 //!
-//! 1. `request-{sha256(command id)}`: if it already holds a claim, take its number and skip
-//!    to step 3 (no validation again: the first attempt was accepted, and a retry after the
-//!    merchant closed must still get the first answer);
-//! 2. otherwise validate against current state (merchant exists and is open, every sku is
-//!    on its menu; the dish names come from the listings), draw a number from
-//!    [`super::OrderNumbers`] and append `SubmitOrderClaimed { order_no }` to the claim
-//!    stream with `ExpectedVersion::NO_STREAM` and the command id. Whoever loses a race
-//!    there (a concurrent retry: deduplicated by command id, or a conflict) reads the
-//!    winner's claim and continues with *its* number;
-//! 3. `OrderSubmitted` on `order-{order_no}` with the same command id through the
+//! 1. validate against current state (merchant exists and is open, every sku is on its menu;
+//!    the dish names come from the listings). If that refuses, look for a claim in
+//!    `request-{sha256(command id)}`: a retry of an accepted request takes its number and
+//!    skips to step 3 (a retry after the merchant closed must still get the first answer);
+//!    no claim, the refusal is the answer;
+//! 2. draw a number from [`super::OrderNumbers`] and append `SubmitOrderClaimed { order_no }`
+//!    to the claim stream with `ExpectedVersion::NO_STREAM` and the command id. Whoever loses
+//!    a race there (a retry of an earlier attempt, a concurrent retry: deduplicated by command
+//!    id, or a conflict) reads the winner's claim and continues with *its* number;
+//! 3. `OrderSubmitted` on `order-{order_no}` with the same command id. A number claimed just
+//!    now has no stream yet, so it is appended with `NO_STREAM` without reading
+//!    ([`crate::execute::Executor::create`]); a number found in a claim goes through the
 //!    executor, which answers a repeat with the first append's outcome.
 //!
 //! A crash between 2 and 3 leaves a claim without an order; the retry finds the claim and
@@ -58,21 +60,30 @@ pub(super) async fn submit(
     let claim_stream = StreamId::of(CLAIM_CATEGORY, hex_sha256(&[ctx.meta.command_id.as_str()]))
         .map_err(|e| CommandError::Corrupt(format!("claim stream name: {e}")))?;
 
-    let (order_no, lines) = match read_claim(h, &claim_stream).await? {
-        Some(order_no) => {
-            // Only a retry gets here; its lines are the first attempt's and the order
-            // stream answers it from the command id, so names are never read again.
-            (order_no, order_lines(h, &r, true).await?)
-        }
-        None => {
-            ensure_merchant_takes_orders(h, &r).await?;
-            let lines = order_lines(h, &r, false).await?;
+    // Validate first, without reading the claim: almost every submit is a first attempt, and
+    // the claim append below finds a retry anyway (the stream exists). Only a refusal looks
+    // for a claim, because a retry after the merchant closed (or a dish was renamed away)
+    // must still get the first answer.
+    let validated = match ensure_merchant_takes_orders(h, &r).await {
+        Ok(()) => order_lines(h, &r, false).await,
+        Err(e) => Err(e),
+    };
+    let (order_no, lines, fresh) = match validated {
+        Ok(lines) => {
             let candidate = h
                 .order_numbers
                 .next(ctx.meta.at, r.buyer)
                 .map_err(CommandError::refused)?;
-            (claim(h, ctx, &claim_stream, candidate).await?, lines)
+            let order_no = claim(h, ctx, &claim_stream, candidate.clone()).await?;
+            let fresh = order_no == candidate;
+            (order_no, lines, fresh)
         }
+        Err(refused) => match read_claim(h, &claim_stream).await? {
+            // A retry of an accepted submit: its lines are the first attempt's and the order
+            // stream answers it from the command id, so names are never read again.
+            Some(order_no) => (order_no, order_lines(h, &r, true).await?, false),
+            None => return Err(refused),
+        },
     };
 
     let command = OrderCommand::Submit {
@@ -83,10 +94,17 @@ pub(super) async fn submit(
         address: r.address,
         at: ctx.meta.at,
     };
-    let done = h
-        .executor
-        .execute::<Order>(&order_no.stream_id(), &command, &ctx.meta)
-        .await?;
+    let stream = order_no.stream_id();
+    let done = if fresh {
+        // The number was drawn and claimed just now: its stream cannot exist yet.
+        h.executor
+            .create::<Order>(&stream, &command, &ctx.meta)
+            .await?
+    } else {
+        h.executor
+            .execute::<Order>(&stream, &command, &ctx.meta)
+            .await?
+    };
     tracing::debug!(order_no = %order_no, deduplicated = done.deduplicated, "order submitted");
     Ok(pb::SubmitOrderReply {
         order_no: order_no.as_str().to_owned(),

@@ -228,9 +228,19 @@ impl Writer {
 
     async fn ensure_loaded(&mut self) -> Result<(), CommandError> {
         if self.ledger.is_none() {
-            self.ledger = Some(self.load().await?);
+            let ledger = self.load().await?;
+            self.publish(Some(ledger.state.listing().cloned()));
+            self.ledger = Some(ledger);
         }
         Ok(())
+    }
+
+    /// Publishes the durable listing for [`super::StockWriters::listing`] (`None` withdraws
+    /// it while the state is in doubt).
+    fn publish(&self, listing: Option<Option<Listing>>) {
+        if let Some(inner) = self.registry.upgrade() {
+            inner.publish_listing(&self.sku, self.id, listing);
+        }
     }
 
     /// Rebuilds the ledger from the whole stream.
@@ -317,11 +327,22 @@ impl Writer {
                 }
             }
         }
+        let requests_len = requests.len();
         let results = if requests.is_empty() {
             Vec::new()
         } else {
             self.executor.store().append_many(requests).await
         };
+        // Publish before answering anyone, so a caller told "listed" reads the listing: the
+        // state is durable if every append landed; otherwise withdraw it until the reload.
+        let landed = results.len() == requests_len
+            && results
+                .iter()
+                .all(|r| matches!(r, Ok(outcome) if !outcome.deduplicated));
+        let listing = landed.then(|| ledger.state.listing().cloned());
+        if let Some(inner) = self.registry.upgrade() {
+            inner.publish_listing(&self.sku, self.id, listing);
+        }
         let mut results: Vec<Option<Result<AppendOutcome, StoreError>>> =
             results.into_iter().map(Some).collect();
 

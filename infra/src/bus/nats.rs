@@ -76,7 +76,11 @@ impl NatsBus {
                 // The event store is the source of truth, but consumers created later start
                 // from the beginning, so events are kept; size limits are an operator's call.
                 // Refunds are money owed: kept until an operator decides otherwise.
-                StreamKind::Events | StreamKind::Views | StreamKind::Payments => Duration::ZERO,
+                // Alerts are few and an operator's to clear.
+                StreamKind::Events
+                | StreamKind::Views
+                | StreamKind::Payments
+                | StreamKind::Alerts => Duration::ZERO,
             };
             js.get_or_create_stream(stream::Config {
                 name: subjects.stream_name(kind),

@@ -25,14 +25,18 @@ pub enum StreamKind {
     /// `{prefix}.payments.>`: work handed to the payment provider (refunds), durable so the
     /// provider's adapter can consume it at its own pace.
     Payments,
+    /// `{prefix}.alerts.>`: conditions an operator must look at (an order nobody would
+    /// deliver), durable so an alerting bridge that was down still sees them.
+    Alerts,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 4] = [
+    pub const ALL: [StreamKind; 5] = [
         StreamKind::Events,
         StreamKind::Views,
         StreamKind::DeadLetters,
         StreamKind::Payments,
+        StreamKind::Alerts,
     ];
 
     fn token(self) -> &'static str {
@@ -41,6 +45,7 @@ impl StreamKind {
             StreamKind::Views => "views",
             StreamKind::DeadLetters => "dlq",
             StreamKind::Payments => "payments",
+            StreamKind::Alerts => "alerts",
         }
     }
 }
@@ -119,12 +124,27 @@ impl Subjects {
         format!("{}.payments.refunds.>", self.prefix)
     }
 
+    /// An order offered `ORDERFLOW_OFFER_MAX_ROUNDS` times without a grab:
+    /// `{prefix}.alerts.offers-exhausted.{order_no}`.
+    pub fn offers_exhausted_alert(&self, order_no: &str) -> String {
+        format!(
+            "{}.alerts.offers-exhausted.{}",
+            self.prefix,
+            token(order_no)
+        )
+    }
+
+    /// Every alert: `{prefix}.alerts.>`.
+    pub fn alerts_all(&self) -> String {
+        format!("{}.alerts.>", self.prefix)
+    }
+
     /// Where a consumer's dead letters go: `{prefix}.dlq.{consumer}`.
     pub fn dead_letter(&self, consumer: &str) -> String {
         format!("{}.dlq.{}", self.prefix, token(consumer))
     }
 
-    /// The subjects a stream captures: `{prefix}.{events|views|dlq|payments}.>`.
+    /// The subjects a stream captures: `{prefix}.{events|views|dlq|payments|alerts}.>`.
     pub fn stream_subjects(&self, kind: StreamKind) -> String {
         format!("{}.{}.>", self.prefix, kind.token())
     }

@@ -26,6 +26,17 @@ impl DeadlineStore for CrashBeforeComplete {
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Deadline>, DeadlineStoreError> {
         self.inner.due(now, limit).await
     }
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Deadline>, DeadlineStoreError> {
+        self.inner.claim(now, limit, lease).await
+    }
+    async fn prune(&self, before: Timestamp, limit: usize) -> Result<u64, DeadlineStoreError> {
+        self.inner.prune(before, limit).await
+    }
     async fn next_due(&self) -> Result<Option<Timestamp>, DeadlineStoreError> {
         self.inner.next_due().await
     }
@@ -181,6 +192,84 @@ async fn deadlines_survive_a_restart_and_fire_once() {
         1,
         "the reservation is left"
     );
+}
+
+#[tokio::test]
+async fn two_firers_on_one_postgres_fire_each_deadline_once() {
+    let db = TestDatabase::create().await;
+    let mut h = Harness::postgres(&db).await;
+    let mut orders = Vec::new();
+    for n in 1..=20 {
+        orders.push(h.created_order(n).await);
+    }
+    h.caught_up().await;
+    h.stop().await;
+    // Given a second process with its own pools on the same database...
+    let events: Arc<dyn EventStore> = Arc::new(
+        PgEventStore::connect(PgStoreConfig::single(db.url.clone()))
+            .await
+            .expect("event store"),
+    );
+    let executor = Executor::new(events);
+    let other = DeadlineFirer::new(
+        Arc::new(PgDeadlineStore::new(db.pool(4))),
+        executor.clone(),
+        StockWriters::new(executor),
+        Arc::new(h.clock.clone()),
+        Wakeup::new(),
+    );
+    let ours = h.firer();
+    // ...when both look for the 20 due payment deadlines at once...
+    let due = after(h.config.payment_window);
+    let (a, b) = tokio::join!(ours.tick(due), other.tick(due));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // ...each deadline is fired by one of them.
+    assert_eq!(a + b, 20, "ours fired {a}, the other {b}");
+    assert_eq!(
+        ours.tick(due).await.unwrap() + other.tick(due).await.unwrap(),
+        0
+    );
+    for order in &orders {
+        let history = h.history(order).await;
+        assert_eq!(
+            history.iter().filter(|t| **t == "OrderCancelled").count(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn closed_deadlines_past_the_retention_are_pruned() {
+    let mut h = Harness::memory().await;
+    let paid = h.created_order(1).await;
+    let open = h.created_order(2).await;
+    h.pay(&paid).await;
+    h.caught_up().await;
+    h.stop().await;
+    let payment = |order_no: &OrderNo| {
+        DeadlineKind::PaymentDue {
+            order_no: order_no.clone(),
+        }
+        .key()
+    };
+    // The paid order's payment deadline is closed (cancelled), the other is open.
+    assert!(!h.open_keys().await.contains(&payment(&paid).to_string()));
+    let firer = h.firer().with_config(FirerConfig {
+        retention: Duration::from_secs(3_600),
+        prune_batch: 1,
+        ..FirerConfig::default()
+    });
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    assert_eq!(firer.prune(now).await.unwrap(), 0, "within the retention");
+    let pruned = firer
+        .prune(now.plus(Duration::from_secs(7_200)))
+        .await
+        .unwrap();
+    assert!(pruned >= 1, "the closed payment deadline at least");
+    // The pruned key is gone (it could be scheduled again), the open ones are kept.
+    let again = Deadline::new(DeadlineKind::PaymentDue { order_no: paid }, at(0));
+    assert!(h.deadlines.schedule(again).await.unwrap());
+    assert!(h.open_keys().await.contains(&payment(&open).to_string()));
 }
 
 #[tokio::test]

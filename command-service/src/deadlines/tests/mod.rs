@@ -1,6 +1,7 @@
 //! Deadlines end to end: event store → relay → in-process bus → scheduler → store → firer,
 //! on memory and on PostgreSQL, with time driven by a `ManualClock` and explicit ticks.
 
+mod assignment;
 mod crash;
 mod lifecycle;
 mod reaper;

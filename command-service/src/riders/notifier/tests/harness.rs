@@ -54,6 +54,7 @@ pub(super) fn policy(fanout: usize) -> OfferPolicy {
         fanout,
         first_radius_m: 3_000,
         window: Duration::from_secs(30),
+        max_rounds: 10,
     }
 }
 
@@ -121,6 +122,10 @@ impl Harness {
     }
 
     pub(super) fn notifier(&self, fanout: usize, name: &str) -> Notifier {
+        self.notifier_with(policy(fanout), name)
+    }
+
+    pub(super) fn notifier_with(&self, policy: OfferPolicy, name: &str) -> Notifier {
         let mut consumer = OrderedConsumerConfig::new(name);
         consumer.fetch_wait = Duration::from_millis(50);
         consumer.checkpoint_interval = Duration::from_millis(20);
@@ -130,7 +135,7 @@ impl Harness {
             self.checkpoints.clone(),
             self.index.clone(),
             Arc::new(self.clock.clone()),
-            policy(fanout),
+            policy,
         )
         .with_consumer_config(consumer)
     }
@@ -149,6 +154,10 @@ impl Harness {
 
     pub(super) fn handler(&self, fanout: usize) -> NotifierHandler {
         self.notifier(fanout, NOTIFIER_CONSUMER).handler
+    }
+
+    pub(super) fn handler_with(&self, policy: OfferPolicy) -> NotifierHandler {
+        self.notifier_with(policy, NOTIFIER_CONSUMER).handler
     }
 
     pub(super) fn meta(&self) -> CommandMeta {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use orderflow_domain::rider::RiderCommand;
 use orderflow_domain::{Actor, BuyerId, Money, PaymentTxnId, Shard, Timestamp};
-use orderflow_infra::bus::InProcessBus;
+use orderflow_infra::bus::{InProcessBus, StreamKind};
 use orderflow_infra::store::{EventStore, Position};
 
 use self::harness::*;
@@ -373,4 +373,48 @@ fn the_reacted_to_event_types_are_the_domains() {
     use orderflow_domain::DomainEvent;
     assert_eq!(paid.event_type(), ORDER_PAID);
     assert_eq!(expired.event_type(), OFFER_EXPIRED);
+}
+
+#[tokio::test]
+async fn past_the_round_cap_ops_are_alerted_once_and_rounds_slow_down() {
+    let bus = Arc::new(InProcessBus::new(
+        orderflow_infra::testing::bus::unique_subjects(),
+    ));
+    let mut h = Harness::new(bus.clone());
+    h.start_background();
+    let merchant = h.open_merchant(1).await;
+    h.index_knows(&[], merchant).await;
+    let handler = h.handler_with(OfferPolicy {
+        max_rounds: 2,
+        ..policy(5)
+    });
+    let order_no = h.paid_order(1, merchant).await;
+    let paid = h.events_of(&order_no, "OrderPaid").await.remove(0);
+    handler.offer_round(&paid, 1).await.unwrap();
+    // Given nobody near grabs, round after round...
+    let mut windows = Vec::new();
+    for round in 2..=4 {
+        let offer = h.order(&order_no).await.offer.unwrap();
+        windows.push(offer.expires_at.as_millis() - h.clock.now().as_millis());
+        h.clock.advance(Duration::from_secs(600));
+        let expire = OrderCommand::ExpireOffer {
+            offer_id: offer.offer_id,
+            now: h.clock.now(),
+        };
+        h.order_command(&order_no, expire).await.unwrap();
+        let expired = h.events_of(&order_no, "OfferExpired").await;
+        let cause = expired.last().unwrap();
+        handler.offer_round(cause, round).await.unwrap();
+        // ...a redelivered event alerts nobody twice.
+        handler.offer_round(cause, round).await.unwrap();
+        let alerts = bus.stream_len(StreamKind::Alerts);
+        assert_eq!(alerts, usize::from(round >= 3), "round {round}");
+    }
+    let last = h.order(&order_no).await.offer.unwrap();
+    windows.push(last.expires_at.as_millis() - h.clock.now().as_millis());
+    // Then: two rounds at the normal window, then the window doubles; the order stays offered.
+    assert_eq!(windows, vec![30_000, 30_000, 60_000, 120_000]);
+    assert_eq!(last.radius_m, 24_000);
+    assert_eq!(h.order(&order_no).await.status, OrderStatus::Notified);
+    h.stop().await;
 }
