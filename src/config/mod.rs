@@ -114,6 +114,18 @@ pub const KEYS: &[Key] = &[
     key("offer_fanout", "ORDERFLOW_OFFER_FANOUT", None, Some("5")),
     key("delivery_sla", "ORDERFLOW_DELIVERY_SLA", None, Some("30m")),
     key("close_after", "ORDERFLOW_CLOSE_AFTER", None, Some("10m")),
+    key(
+        "offer_max_rounds",
+        "ORDERFLOW_OFFER_MAX_ROUNDS",
+        None,
+        Some("10"),
+    ),
+    key(
+        "deadline_retention",
+        "ORDERFLOW_DEADLINE_RETENTION",
+        None,
+        Some("168h"),
+    ),
 ];
 
 /// Keys whose defaults [`CommandConfig`] owns (not applied by the layers, so that
@@ -126,6 +138,8 @@ const BUSINESS_KEYS: &[&str] = &[
     "offer_fanout",
     "delivery_sla",
     "close_after",
+    "offer_max_rounds",
+    "deadline_retention",
 ];
 
 pub fn key_named(name: &str) -> Option<&'static Key> {
@@ -394,6 +408,8 @@ impl ServeConfig {
         values.insert("offer_fanout", b.offer_fanout.to_string());
         values.insert("delivery_sla", format_duration(b.delivery_sla));
         values.insert("close_after", format_duration(b.close_after));
+        values.insert("offer_max_rounds", b.offer_max_rounds.to_string());
+        values.insert("deadline_retention", format_duration(b.deadline_retention));
         KEYS.iter()
             .filter(|k| k.name != "shard_map")
             .map(|k| {
