@@ -1,9 +1,9 @@
-//! The read side assembled: the order projectors and the `QueryService` handler over their
-//! read models.
+//! The read side assembled: the order, stock, merchant and rider projectors and the `QueryService` handler
+//! over their read models.
 //!
 //! - **memory** ([`ReadAppBuilder::memory`], the embedded mode): memory read models, fed by
 //!   the same event store the command side appends to (in process);
-//! - **PostgreSQL** ([`ReadAppBuilder::postgres`]): the read-model tables of migration 0004
+//! - **PostgreSQL** ([`ReadAppBuilder::postgres`]): the read-model tables of migrations 0004 and 0005
 //!   in the given database (the one holding shard 0 when they share the event store's).
 //!
 //! Either way the projectors follow the event store's shard logs (`docs/read-side.md` says
@@ -18,16 +18,19 @@ use deadpool_postgres::Pool;
 use orderflow_infra::auth::JwtAuth;
 use orderflow_infra::bus::EventBus;
 use orderflow_infra::store::EventStore;
+use orderflow_projections::merchants::{MemoryMerchantCatalog, MerchantReader, PgMerchantCatalog};
 use orderflow_projections::orders::{
     ListSide, MemoryOrderDetail, MemoryOrderList, OrderDetailReader, OrderListReader,
     PgOrderDetail, PgOrderList,
 };
+use orderflow_projections::riders::{MemoryRiderGeo, PgRiderGeo, RiderReader};
+use orderflow_projections::stock::{MemoryStockLedger, PgStockLedger, StockReader};
 use orderflow_projections::{ProjectionModel, Projector, ProjectorConfig};
 use orderflow_proto::v1::query_service_server::QueryServiceServer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::read_models::{OrderViews, View};
+use crate::read_models::{CatalogViews, OrderViews, View};
 use crate::service::{system_now, Now, QueryConfig, QueryHandler};
 
 enum Backend {
@@ -91,15 +94,24 @@ impl ReadAppBuilder {
                 self.projector.clone(),
             )
         };
+        let (stock, merchants, riders) = self.catalog_models();
         let projectors = vec![
             projector(detail.0),
             projector(buyers.0),
             projector(sellers.0),
+            projector(stock.0),
+            projector(merchants.0),
+            projector(riders.0),
         ];
         let orders = OrderViews {
             detail: View::new(detail.1, projectors[0].applied().clone()),
             buyers: View::new(buyers.1, projectors[1].applied().clone()),
             sellers: View::new(sellers.1, projectors[2].applied().clone()),
+        };
+        let catalog = CatalogViews {
+            stock: View::new(stock.1, projectors[3].applied().clone()),
+            merchants: View::new(merchants.1, projectors[4].applied().clone()),
+            riders: View::new(riders.1, projectors[5].applied().clone()),
         };
         let queries = CancellationToken::new();
         let handler = QueryHandler::new(
@@ -109,7 +121,8 @@ impl ReadAppBuilder {
             self.store,
             self.config,
             queries.clone(),
-        );
+        )
+        .with_catalog(catalog);
         let background = CancellationToken::new();
         let tasks = projectors
             .iter()
@@ -132,6 +145,40 @@ impl ReadAppBuilder {
                 background,
                 tasks: Mutex::new(tasks),
             }),
+        }
+    }
+
+    /// The catalog views (`stock_ledger`, `merchant_catalog`, `rider_geo`): each model and
+    /// read port.
+    #[allow(clippy::type_complexity)]
+    fn catalog_models(
+        &self,
+    ) -> (
+        (Arc<dyn ProjectionModel>, Arc<dyn StockReader>),
+        (Arc<dyn ProjectionModel>, Arc<dyn MerchantReader>),
+        (Arc<dyn ProjectionModel>, Arc<dyn RiderReader>),
+    ) {
+        match &self.backend {
+            Backend::Memory => {
+                let stock = Arc::new(MemoryStockLedger::new());
+                let merchants = Arc::new(MemoryMerchantCatalog::new());
+                let riders = Arc::new(MemoryRiderGeo::new());
+                (
+                    (stock.clone(), stock),
+                    (merchants.clone(), merchants),
+                    (riders.clone(), riders),
+                )
+            }
+            Backend::Postgres(pool) => {
+                let stock = Arc::new(PgStockLedger::new(pool.clone()));
+                let merchants = Arc::new(PgMerchantCatalog::new(pool.clone()));
+                let riders = Arc::new(PgRiderGeo::new(pool.clone()));
+                (
+                    (stock.clone(), stock),
+                    (merchants.clone(), merchants),
+                    (riders.clone(), riders),
+                )
+            }
         }
     }
 
