@@ -70,3 +70,23 @@ CREATE TABLE rider_offer (
     PRIMARY KEY (order_no, rider_id)
 );
 CREATE INDEX rider_offer_rider ON rider_offer (rider_id, offered_ms);
+
+-- merchant_hourly: ops statistics per merchant per hour (projections/src/stats), no RPC:
+-- analytics read this table or its row changes. Amounts in minor units. Each batch adds its
+-- deltas as increments, in the transaction that moves the checkpoint.
+CREATE TABLE merchant_hourly (
+    merchant_id        bigint NOT NULL,
+    hour_ms            bigint NOT NULL,
+    orders             bigint NOT NULL,
+    gmv_minor          bigint NOT NULL,
+    cancellations      bigint NOT NULL,
+    late_deliveries    bigint NOT NULL,
+    compensation_minor bigint NOT NULL,
+    PRIMARY KEY (merchant_id, hour_ms)
+);
+
+-- Each order's merchant: later order events do not name it.
+CREATE TABLE merchant_hourly_orders (
+    order_no    text   PRIMARY KEY,
+    merchant_id bigint NOT NULL
+);

@@ -26,6 +26,7 @@ pub mod orders;
 pub mod pg;
 pub mod projector;
 pub mod riders;
+pub mod stats;
 pub mod stock;
 
 #[cfg(any(test, feature = "testing"))]

@@ -55,3 +55,12 @@ mod rider_geo {
 
     orderflow_projections::rider_geo_suite!(async { Arc::new(PgRiderGeo::new(pool().await)) });
 }
+
+mod merchant_hourly {
+    use super::*;
+    use orderflow_projections::stats::PgMerchantHourly;
+
+    orderflow_projections::merchant_hourly_suite!(async {
+        Arc::new(PgMerchantHourly::new(pool().await))
+    });
+}

@@ -1,4 +1,4 @@
-//! The read side assembled: the order, stock, merchant and rider projectors and the `QueryService` handler
+//! The read side assembled: the order, stock, merchant, rider and ops-statistics projectors and the `QueryService` handler
 //! over their read models.
 //!
 //! - **memory** ([`ReadAppBuilder::memory`], the embedded mode): memory read models, fed by
@@ -24,6 +24,7 @@ use orderflow_projections::orders::{
     PgOrderDetail, PgOrderList,
 };
 use orderflow_projections::riders::{MemoryRiderGeo, PgRiderGeo, RiderReader};
+use orderflow_projections::stats::{MemoryMerchantHourly, PgMerchantHourly, StatsReader};
 use orderflow_projections::stock::{MemoryStockLedger, PgStockLedger, StockReader};
 use orderflow_projections::{ProjectionModel, Projector, ProjectorConfig};
 use orderflow_proto::v1::query_service_server::QueryServiceServer;
@@ -95,6 +96,8 @@ impl ReadAppBuilder {
             )
         };
         let (stock, merchants, riders) = self.catalog_models();
+        // Ops statistics: no RPC reads them; they are served through `ReadApp::stats`.
+        let (stats_model, stats) = self.stats_model();
         let projectors = vec![
             projector(detail.0),
             projector(buyers.0),
@@ -102,6 +105,7 @@ impl ReadAppBuilder {
             projector(stock.0),
             projector(merchants.0),
             projector(riders.0),
+            projector(stats_model),
         ];
         let orders = OrderViews {
             detail: View::new(detail.1, projectors[0].applied().clone()),
@@ -141,6 +145,7 @@ impl ReadAppBuilder {
             inner: Arc::new(Inner {
                 handler,
                 projectors,
+                stats,
                 queries,
                 background,
                 tasks: Mutex::new(tasks),
@@ -178,6 +183,20 @@ impl ReadAppBuilder {
                     (merchants.clone(), merchants),
                     (riders.clone(), riders),
                 )
+            }
+        }
+    }
+
+    /// The ops statistics (`merchant_hourly`): model and read port.
+    fn stats_model(&self) -> (Arc<dyn ProjectionModel>, Arc<dyn StatsReader>) {
+        match &self.backend {
+            Backend::Memory => {
+                let stats = Arc::new(MemoryMerchantHourly::new());
+                (stats.clone(), stats)
+            }
+            Backend::Postgres(pool) => {
+                let stats = Arc::new(PgMerchantHourly::new(pool.clone()));
+                (stats.clone(), stats)
             }
         }
     }
@@ -224,6 +243,8 @@ pub struct ReadApp {
 struct Inner {
     handler: QueryHandler,
     projectors: Vec<Projector>,
+    /// `merchant_hourly`, read by ops tools and analytics (no RPC in the contract).
+    stats: Arc<dyn StatsReader>,
     /// Cancelled when the server starts draining: long-polls and streams end.
     queries: CancellationToken,
     /// Cancelled once the server has drained: projectors stop.
@@ -253,6 +274,12 @@ impl ReadApp {
     /// The tonic service, to add to a server (`command_service::server::run_with`).
     pub fn query_service(&self) -> QueryServiceServer<QueryHandler> {
         QueryServiceServer::new(self.inner.handler.clone())
+    }
+
+    /// Ops statistics per merchant per hour (`merchant_hourly`): the contract has no RPC for
+    /// them, so tools in this process read them here (analytics: its table or row changes).
+    pub fn stats(&self) -> &Arc<dyn StatsReader> {
+        &self.inner.stats
     }
 
     /// Every running projector (names, applied positions, stats).

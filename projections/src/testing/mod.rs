@@ -1,17 +1,20 @@
 //! The conformance suites of the read models: every adapter of a read port (memory twin and
 //! PostgreSQL) runs the same cases, through `order_detail_suite!`, `order_list_suite!`,
-//! `stock_ledger_suite!`, `merchant_catalog_suite!` and `rider_geo_suite!`.
+//! `stock_ledger_suite!`, `merchant_catalog_suite!`, `rider_geo_suite!` and
+//! `merchant_hourly_suite!`.
 //!
 //! Compiled for this crate's tests and, with the `testing` feature, for other crates.
 
 pub mod fixtures;
 mod merchants;
 mod riders;
+mod stats;
 mod stock;
 mod suites;
 
 pub use merchants::*;
 pub use riders::*;
+pub use stats::*;
 pub use stock::*;
 pub use suites::*;
 
@@ -116,6 +119,27 @@ macro_rules! rider_geo_suite {
         $crate::rider_geo_suite!(@cases $factory;
             rider_geo_finds_online_riders_nearest_first,
             rider_geo_keeps_each_riders_open_offers,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let model = $factory.await;
+                $crate::testing::$case(model).await;
+            }
+        )*
+    };
+}
+
+/// Runs every `merchant_hourly` case; `$factory` is an async expression giving an `Arc` of a
+/// type implementing `ProjectionModel + StatsReader`.
+#[macro_export]
+macro_rules! merchant_hourly_suite {
+    ($factory:expr) => {
+        $crate::merchant_hourly_suite!(@cases $factory;
+            merchant_hourly_counts_each_event_in_its_hour,
+            merchant_hourly_publishes_each_hour_it_changes,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -4,7 +4,7 @@
 //!
 //! - after a flash sale (with payments and cancellations) `GetStock` equals the sku's event
 //!   log folded by the domain, and `ListReservations` pages every order's reservation with
-//!   its state;
+//!   its state, and the hourly statistics count it;
 //! - a restock's consistency token makes `GetStock` read its own write;
 //! - menus show price, availability and the listed flag; nearby merchants nearest first;
 //! - riders nearby nearest first with their load; offers streamed, listed, closed on a grab;

@@ -120,6 +120,21 @@ async fn after_a_flash_sale_the_stock_view_equals_the_event_log() -> anyhow::Res
     let released = all_reservations(&read, &app, SKU, pb::ReservationState::Released, 2).await?;
     assert_eq!((deducted.len(), released.len()), (5, 3));
 
+    // And the shop's hourly statistics count the sale: 40 orders, 5 paid, 3 cancelled
+    let shop = orderflow_domain::MerchantId::new(SHOP)?;
+    let (from, to) = (
+        orderflow_domain::Timestamp::from_millis(START - 3_600_000),
+        orderflow_domain::Timestamp::from_millis(START + 3_600_000),
+    );
+    wait_until("the hourly statistics to count the sale", WAIT, || async {
+        let hours = read.read.stats().hours(shop, from, to).await?;
+        let sum = |f: fn(&orderflow_projections::stats::HourlyStats) -> i64| {
+            hours.iter().map(f).sum::<i64>()
+        };
+        Ok((sum(|h| h.orders), sum(|h| h.gmv), sum(|h| h.cancellations)) == (40, 5 * PRICE, 3))
+    })
+    .await?;
+
     // And the ledger's row changes went out on `{prefix}.views.stock_ledger.{sku}`
     let first = tokio::time::timeout(WAIT, changes.next())
         .await
