@@ -78,7 +78,7 @@ impl ProjectionModel for MemoryMerchantHourly {
                 key: row.key(),
                 shard,
                 position,
-                row: serde_json::to_value(&*row).ok(),
+                row: serde_json::to_value(*row).ok(),
             });
         }
         state.checkpoints.insert(shard, last);

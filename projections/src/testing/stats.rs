@@ -11,6 +11,10 @@ use crate::stats::{hour_of, StatsReader, MERCHANT_HOURLY};
 
 const HOUR: i64 = 3_600_000;
 
+/// An hour's counts relative to the first hour: (offset ms, orders, gmv, cancellations,
+/// late deliveries, compensation).
+type Summary = (i64, i64, i64, i64, i64, i64);
+
 pub async fn merchant_hourly_counts_each_event_in_its_hour<M>(model: Arc<M>)
 where
     M: ProjectionModel + StatsReader,
@@ -62,18 +66,16 @@ where
     // depends on where T0 falls in its hour, so compute it the same way.
     let late_hour = hour_of(at(1_800_040)).as_millis() - h0.as_millis();
     let paid_hour = hour_of(at(1_900_010)).as_millis() - h0.as_millis();
-    let mut expected = vec![(0, 1, 5600, 0, 0, 0)];
-    let mut bump = |offset: i64, f: &dyn Fn(&mut (i64, i64, i64, i64, i64, i64))| match expected
-        .iter_mut()
-        .find(|e| e.0 == offset)
-    {
-        Some(e) => f(e),
-        None => {
-            let mut e = (offset, 0, 0, 0, 0, 0);
-            f(&mut e);
-            expected.push(e);
-        }
-    };
+    let mut expected: Vec<Summary> = vec![(0, 1, 5600, 0, 0, 0)];
+    let mut bump =
+        |offset: i64, f: &dyn Fn(&mut Summary)| match expected.iter_mut().find(|e| e.0 == offset) {
+            Some(e) => f(e),
+            None => {
+                let mut e = (offset, 0, 0, 0, 0, 0);
+                f(&mut e);
+                expected.push(e);
+            }
+        };
     bump(late_hour, &|e| e.4 += 1);
     bump(paid_hour, &|e| e.5 += 500);
     bump(hour_of(at(HOUR)).as_millis() - h0.as_millis(), &|e| {
