@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "order_views",
         sql: include_str!("../migrations/0004_order_views.sql"),
     },
+    Migration {
+        version: 5,
+        name: "catalog_views",
+        sql: include_str!("../migrations/0005_catalog_views.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations ("orderflw" in ASCII).

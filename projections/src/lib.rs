@@ -13,16 +13,21 @@
 //!
 //! A new projection adds: a pure fold (events → rows), a read port (trait) with a memory twin
 //! and a PostgreSQL adapter implementing [`model::ProjectionModel`], a migration, and a
-//! conformance suite in [`testing`] run on both. The order views ([`orders`]) are the first.
+//! conformance suite in [`testing`] run on both. The order views ([`orders`]) are the first;
+//! the stock views ([`stock`]) and the merchant catalog ([`merchants`]) follow.
 //! See `docs/read-side.md`.
 #![forbid(unsafe_code)]
 
 pub mod applied;
 pub mod error;
+pub mod merchants;
 pub mod model;
 pub mod orders;
 pub mod pg;
 pub mod projector;
+pub mod riders;
+pub mod stats;
+pub mod stock;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

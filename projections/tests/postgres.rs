@@ -30,3 +30,37 @@ mod order_lists {
         Arc::new(PgOrderList::new(side, pool().await))
     });
 }
+
+mod stock_ledger {
+    use super::*;
+    use orderflow_projections::stock::PgStockLedger;
+
+    orderflow_projections::stock_ledger_suite!(async {
+        Arc::new(PgStockLedger::new(pool().await))
+    });
+}
+
+mod merchant_catalog {
+    use super::*;
+    use orderflow_projections::merchants::PgMerchantCatalog;
+
+    orderflow_projections::merchant_catalog_suite!(async {
+        Arc::new(PgMerchantCatalog::new(pool().await))
+    });
+}
+
+mod rider_geo {
+    use super::*;
+    use orderflow_projections::riders::PgRiderGeo;
+
+    orderflow_projections::rider_geo_suite!(async { Arc::new(PgRiderGeo::new(pool().await)) });
+}
+
+mod merchant_hourly {
+    use super::*;
+    use orderflow_projections::stats::PgMerchantHourly;
+
+    orderflow_projections::merchant_hourly_suite!(async {
+        Arc::new(PgMerchantHourly::new(pool().await))
+    });
+}

@@ -1,9 +1,9 @@
-//! The read side assembled: the order projectors and the `QueryService` handler over their
-//! read models.
+//! The read side assembled: the order, stock, merchant, rider and ops-statistics projectors and the `QueryService` handler
+//! over their read models.
 //!
 //! - **memory** ([`ReadAppBuilder::memory`], the embedded mode): memory read models, fed by
 //!   the same event store the command side appends to (in process);
-//! - **PostgreSQL** ([`ReadAppBuilder::postgres`]): the read-model tables of migration 0004
+//! - **PostgreSQL** ([`ReadAppBuilder::postgres`]): the read-model tables of migrations 0004 and 0005
 //!   in the given database (the one holding shard 0 when they share the event store's).
 //!
 //! Either way the projectors follow the event store's shard logs (`docs/read-side.md` says
@@ -18,16 +18,20 @@ use deadpool_postgres::Pool;
 use orderflow_infra::auth::JwtAuth;
 use orderflow_infra::bus::EventBus;
 use orderflow_infra::store::EventStore;
+use orderflow_projections::merchants::{MemoryMerchantCatalog, MerchantReader, PgMerchantCatalog};
 use orderflow_projections::orders::{
     ListSide, MemoryOrderDetail, MemoryOrderList, OrderDetailReader, OrderListReader,
     PgOrderDetail, PgOrderList,
 };
+use orderflow_projections::riders::{MemoryRiderGeo, PgRiderGeo, RiderReader};
+use orderflow_projections::stats::{MemoryMerchantHourly, PgMerchantHourly, StatsReader};
+use orderflow_projections::stock::{MemoryStockLedger, PgStockLedger, StockReader};
 use orderflow_projections::{ProjectionModel, Projector, ProjectorConfig};
 use orderflow_proto::v1::query_service_server::QueryServiceServer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::read_models::{OrderViews, View};
+use crate::read_models::{CatalogViews, OrderViews, View};
 use crate::service::{system_now, Now, QueryConfig, QueryHandler};
 
 enum Backend {
@@ -91,15 +95,27 @@ impl ReadAppBuilder {
                 self.projector.clone(),
             )
         };
+        let (stock, merchants, riders) = self.catalog_models();
+        // Ops statistics: no RPC reads them; they are served through `ReadApp::stats`.
+        let (stats_model, stats) = self.stats_model();
         let projectors = vec![
             projector(detail.0),
             projector(buyers.0),
             projector(sellers.0),
+            projector(stock.0),
+            projector(merchants.0),
+            projector(riders.0),
+            projector(stats_model),
         ];
         let orders = OrderViews {
             detail: View::new(detail.1, projectors[0].applied().clone()),
             buyers: View::new(buyers.1, projectors[1].applied().clone()),
             sellers: View::new(sellers.1, projectors[2].applied().clone()),
+        };
+        let catalog = CatalogViews {
+            stock: View::new(stock.1, projectors[3].applied().clone()),
+            merchants: View::new(merchants.1, projectors[4].applied().clone()),
+            riders: View::new(riders.1, projectors[5].applied().clone()),
         };
         let queries = CancellationToken::new();
         let handler = QueryHandler::new(
@@ -109,7 +125,8 @@ impl ReadAppBuilder {
             self.store,
             self.config,
             queries.clone(),
-        );
+        )
+        .with_catalog(catalog);
         let background = CancellationToken::new();
         let tasks = projectors
             .iter()
@@ -128,10 +145,59 @@ impl ReadAppBuilder {
             inner: Arc::new(Inner {
                 handler,
                 projectors,
+                stats,
                 queries,
                 background,
                 tasks: Mutex::new(tasks),
             }),
+        }
+    }
+
+    /// The catalog views (`stock_ledger`, `merchant_catalog`, `rider_geo`): each model and
+    /// read port.
+    #[allow(clippy::type_complexity)]
+    fn catalog_models(
+        &self,
+    ) -> (
+        (Arc<dyn ProjectionModel>, Arc<dyn StockReader>),
+        (Arc<dyn ProjectionModel>, Arc<dyn MerchantReader>),
+        (Arc<dyn ProjectionModel>, Arc<dyn RiderReader>),
+    ) {
+        match &self.backend {
+            Backend::Memory => {
+                let stock = Arc::new(MemoryStockLedger::new());
+                let merchants = Arc::new(MemoryMerchantCatalog::new());
+                let riders = Arc::new(MemoryRiderGeo::new());
+                (
+                    (stock.clone(), stock),
+                    (merchants.clone(), merchants),
+                    (riders.clone(), riders),
+                )
+            }
+            Backend::Postgres(pool) => {
+                let stock = Arc::new(PgStockLedger::new(pool.clone()));
+                let merchants = Arc::new(PgMerchantCatalog::new(pool.clone()));
+                let riders = Arc::new(PgRiderGeo::new(pool.clone()));
+                (
+                    (stock.clone(), stock),
+                    (merchants.clone(), merchants),
+                    (riders.clone(), riders),
+                )
+            }
+        }
+    }
+
+    /// The ops statistics (`merchant_hourly`): model and read port.
+    fn stats_model(&self) -> (Arc<dyn ProjectionModel>, Arc<dyn StatsReader>) {
+        match &self.backend {
+            Backend::Memory => {
+                let stats = Arc::new(MemoryMerchantHourly::new());
+                (stats.clone(), stats)
+            }
+            Backend::Postgres(pool) => {
+                let stats = Arc::new(PgMerchantHourly::new(pool.clone()));
+                (stats.clone(), stats)
+            }
         }
     }
 
@@ -177,6 +243,8 @@ pub struct ReadApp {
 struct Inner {
     handler: QueryHandler,
     projectors: Vec<Projector>,
+    /// `merchant_hourly`, read by ops tools and analytics (no RPC in the contract).
+    stats: Arc<dyn StatsReader>,
     /// Cancelled when the server starts draining: long-polls and streams end.
     queries: CancellationToken,
     /// Cancelled once the server has drained: projectors stop.
@@ -206,6 +274,12 @@ impl ReadApp {
     /// The tonic service, to add to a server (`command_service::server::run_with`).
     pub fn query_service(&self) -> QueryServiceServer<QueryHandler> {
         QueryServiceServer::new(self.inner.handler.clone())
+    }
+
+    /// Ops statistics per merchant per hour (`merchant_hourly`): the contract has no RPC for
+    /// them, so tools in this process read them here (analytics: its table or row changes).
+    pub fn stats(&self) -> &Arc<dyn StatsReader> {
+        &self.inner.stats
     }
 
     /// Every running projector (names, applied positions, stats).

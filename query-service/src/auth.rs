@@ -6,12 +6,21 @@
 //!   learns nothing but the refusal;
 //! - `ListBuyerOrders`: the buyer itself, ops, admin;
 //! - `ListSellerOrders`: the merchant itself, ops, admin;
-//! - `SearchOrders`: ops and admin (it spans every buyer and merchant).
+//! - `SearchOrders`: ops and admin (it spans every buyer and merchant);
+//! - `GetStock`, `ListReservations`: the merchant owning the sku, ops, admin. The whole ledger
+//!   (reserved, deducted, who holds what) is the merchant's business; buyers see a dish's
+//!   availability through `GetMenu`, which any signed-in caller may browse
+//!   ([`may_browse`], with `ListMerchantsNearby`);
+//! - `NearbyRiders`: ops and admin anywhere; a merchant around its own shop only (where its
+//!   orders are picked up) — rider positions are personal data;
+//! - `ListOffers`, `WatchOffers`: the rider itself, ops, admin.
 //!
 //! No token or a bad one is UNAUTHENTICATED; the wrong role or owner is PERMISSION_DENIED.
 
 use orderflow_domain::{BuyerId, MerchantId, RiderId, Role, Timestamp};
 use orderflow_infra::auth::{AuthError, Caller, JwtAuth};
+use orderflow_projections::stock::StockRow;
+use orderflow_proto::convert::SearchCenter;
 
 use crate::error::QueryError;
 
@@ -90,6 +99,52 @@ pub fn may_search(caller: &Caller) -> Result<(), QueryError> {
     )))
 }
 
+/// Whether `caller` may read the ledger and reservations of the sku `row` is of.
+pub fn may_read_stock(caller: &Caller, row: &StockRow) -> Result<(), QueryError> {
+    if sees_everything(caller) || caller.merchant_id() == Some(row.merchant) {
+        return Ok(());
+    }
+    Err(QueryError::denied(format_args!(
+        "{} {} may not read the stock of sku {}",
+        caller.role().as_str(),
+        caller.subject(),
+        row.sku
+    )))
+}
+
+/// The catalog (merchants, menus) is what a buyer browses: any signed-in caller.
+pub fn may_browse(_caller: &Caller) -> Result<(), QueryError> {
+    Ok(())
+}
+
+pub fn may_find_riders(caller: &Caller, center: SearchCenter) -> Result<(), QueryError> {
+    let own_shop = matches!(center, SearchCenter::Merchant(m) if caller.merchant_id() == Some(m));
+    if sees_everything(caller) || own_shop {
+        return Ok(());
+    }
+    Err(QueryError::denied(format_args!(
+        "NearbyRiders is for ops, admin, or a merchant around its own shop, not {} {}",
+        caller.role().as_str(),
+        caller.subject()
+    )))
+}
+
+pub fn may_read_offers(caller: &Caller, rider: RiderId) -> Result<(), QueryError> {
+    if sees_everything(caller) || caller.rider_id() == Some(rider) {
+        return Ok(());
+    }
+    Err(QueryError::denied(format_args!(
+        "{} {} may not read the offers of rider {rider}",
+        caller.role().as_str(),
+        caller.subject()
+    )))
+}
+
+/// Whether a menu shows `caller` the delisted dishes of `merchant` too.
+pub fn sees_all_dishes(caller: &Caller, merchant: MerchantId) -> bool {
+    sees_everything(caller) || caller.merchant_id() == Some(merchant)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +193,55 @@ mod tests {
             ..parties()
         };
         assert!(may_read_order(&caller(Role::Rider, "3"), unassigned).is_err());
+    }
+
+    #[test]
+    fn stock_is_for_the_skus_merchant_and_ops() {
+        let row = StockRow {
+            sku: orderflow_domain::SkuId::parse("latte").unwrap(),
+            merchant: MerchantId::new(7).unwrap(),
+            name: orderflow_domain::Name::parse("Latte").unwrap(),
+            price: orderflow_domain::Money::parse("CNY", 1800).unwrap(),
+            listed: true,
+            added: 1,
+            available: 1,
+            reserved: 0,
+            deducted: 0,
+            released: 0,
+            version: 2,
+        };
+        assert!(may_read_stock(&caller(Role::Merchant, "7"), &row).is_ok());
+        assert!(may_read_stock(&caller(Role::Ops, "alice"), &row).is_ok());
+        assert!(may_read_stock(&caller(Role::Admin, "root"), &row).is_ok());
+        for (role, sub) in [
+            (Role::Merchant, "8"),
+            (Role::Buyer, "7"),
+            (Role::Rider, "7"),
+            (Role::Service, "payments"),
+        ] {
+            let err = may_read_stock(&caller(role, sub), &row).unwrap_err();
+            assert!(matches!(err, QueryError::PermissionDenied(_)), "{role:?}");
+        }
+        let m = MerchantId::new(7).unwrap();
+        assert!(sees_all_dishes(&caller(Role::Merchant, "7"), m));
+        assert!(!sees_all_dishes(&caller(Role::Merchant, "8"), m));
+        assert!(!sees_all_dishes(&caller(Role::Buyer, "1"), m));
+    }
+
+    #[test]
+    fn riders_are_found_by_ops_or_around_ones_own_shop() {
+        let m7 = SearchCenter::Merchant(MerchantId::new(7).unwrap());
+        let point = SearchCenter::Point(orderflow_domain::GeoPoint::new(31.2, 121.4).unwrap());
+        assert!(may_find_riders(&caller(Role::Ops, "alice"), point).is_ok());
+        assert!(may_find_riders(&caller(Role::Merchant, "7"), m7).is_ok());
+        assert!(may_find_riders(&caller(Role::Merchant, "7"), point).is_err());
+        assert!(may_find_riders(&caller(Role::Merchant, "8"), m7).is_err());
+        assert!(may_find_riders(&caller(Role::Buyer, "7"), m7).is_err());
+        let r3 = RiderId::new(3).unwrap();
+        assert!(may_read_offers(&caller(Role::Rider, "3"), r3).is_ok());
+        assert!(may_read_offers(&caller(Role::Admin, "root"), r3).is_ok());
+        assert!(may_read_offers(&caller(Role::Rider, "4"), r3).is_err());
+        assert!(may_read_offers(&caller(Role::Buyer, "3"), r3).is_err());
     }
 
     #[test]

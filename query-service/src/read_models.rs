@@ -1,14 +1,17 @@
 //! The read models a query handler answers from: each a read port and the applied positions
 //! of the projector that fills it, so a query can wait for a consistency token.
 //!
-//! The second part of the read side (stock ledger, reservations, catalog, ops statistics,
-//! rider-geo, offers) adds its models here as more [`View`] fields.
+//! The second part of the read side adds its models in [`CatalogViews`] (stock ledger and
+//! reservations, merchant catalog, rider-geo and offers).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_infra::store::ConsistencyToken;
+use orderflow_projections::merchants::MerchantReader;
 use orderflow_projections::orders::{OrderDetailReader, OrderListReader};
+use orderflow_projections::riders::RiderReader;
+use orderflow_projections::stock::StockReader;
 use orderflow_projections::Applied;
 
 use crate::error::QueryError;
@@ -49,4 +52,12 @@ pub struct OrderViews {
     pub detail: View<dyn OrderDetailReader>,
     pub buyers: View<dyn OrderListReader>,
     pub sellers: View<dyn OrderListReader>,
+}
+
+/// The stock and catalog views (the second part of the read side).
+#[derive(Clone)]
+pub struct CatalogViews {
+    pub stock: View<dyn StockReader>,
+    pub merchants: View<dyn MerchantReader>,
+    pub riders: View<dyn RiderReader>,
 }

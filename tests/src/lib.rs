@@ -283,6 +283,11 @@ impl TestApp {
             .expect("a valid subject")
     }
 
+    /// The token verifier of this app (a read side started beside it uses the same).
+    pub fn auth(&self) -> &JwtAuth {
+        &self.auth
+    }
+
     pub fn as_role(&self, role: Role, sub: impl Into<String>) -> Client {
         Client {
             client: self.client.clone(),

@@ -15,13 +15,15 @@
 //! - [`values`]: value messages (points, addresses, money, timestamps, enum numbers) → domain;
 //! - [`to_proto`]: domain values → proto, for replies and events;
 //! - [`merchant`], [`order`], [`rider`]: the command requests;
-//! - [`query`]: the query requests with ranges.
+//! - [`query`]: the query requests with ranges; [`query_views`]: those of the stock, catalog
+//!   and rider views.
 
 pub mod events;
 pub mod field;
 pub mod merchant;
 pub mod order;
 pub mod query;
+pub mod query_views;
 pub mod request_id;
 pub mod rider;
 pub mod to_proto;
@@ -34,5 +36,6 @@ pub use query::{
     GetOrder, GetOrderAsOf, GetOrderHistory, IsCreated, ListBuyerOrders, ListSellerOrders,
     NearbyRiders, PageSize, SearchCenter, SearchOrders, WatchOrder,
 };
+pub use query_views::{GetMenu, GetStock, ListMerchantsNearby, ListOffers, ListReservations};
 pub use request_id::{RequestId, RequestIdError};
 pub use rider::{ConfirmDelivery, GoOffline, GoOnline, GrabOrder, PickUp, ReportLocation};

@@ -9,11 +9,15 @@
 //! - [`orders`]: `GetOrder`, `IsCreated` (long-poll), `WatchOrder` (stream),
 //!   `ListBuyerOrders`, `ListSellerOrders`, `SearchOrders`;
 //! - [`audit`]: `GetOrderHistory`, `GetOrderAsOf` (over [`crate::history`]);
-//! - [`pending`]: the RPCs this build does not serve yet, in one place.
+//! - [`stock`]: `GetStock`, `ListReservations`;
+//! - [`catalog`]: `ListMerchantsNearby`, `GetMenu`;
+//! - [`riders`]: `NearbyRiders`, `ListOffers`, `WatchOffers`.
 
 mod audit;
+mod catalog;
 mod orders;
-mod pending;
+mod riders;
+mod stock;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,7 +35,7 @@ use tracing::instrument;
 
 use crate::auth::authenticate;
 use crate::error::QueryError;
-use crate::read_models::OrderViews;
+use crate::read_models::{CatalogViews, OrderViews};
 
 /// Where "now" comes from (token expiry): the wall clock, or a test's manual clock.
 pub type Now = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -66,6 +70,8 @@ pub struct QueryHandler {
     pub(crate) auth: JwtAuth,
     pub(crate) now: Now,
     pub(crate) orders: OrderViews,
+    /// The stock and catalog views; `None`: their RPCs answer UNIMPLEMENTED.
+    pub(crate) catalog: Option<CatalogViews>,
     pub(crate) store: Arc<dyn EventStore>,
     pub(crate) config: QueryConfig,
     /// Cancelled when the server begins to shut down: long-polls answer and streams end, so
@@ -86,10 +92,17 @@ impl QueryHandler {
             auth,
             now,
             orders,
+            catalog: None,
             store,
             config,
             shutdown,
         }
+    }
+
+    /// Serves the stock and catalog RPCs from `catalog`.
+    pub fn with_catalog(mut self, catalog: CatalogViews) -> Self {
+        self.catalog = Some(catalog);
+        self
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, QueryError> {
@@ -172,8 +185,7 @@ impl QueryService for QueryHandler {
         answer(self.get_order_as_of(request).await)
     }
 
-    // ---- not served yet: see `pending` ----------------------------------------------
-
+    #[instrument(skip_all, fields(sku_id = %request.get_ref().sku_id))]
     async fn get_stock(
         &self,
         request: Request<pb::GetStockRequest>,
@@ -181,6 +193,7 @@ impl QueryService for QueryHandler {
         answer(self.get_stock(request).await)
     }
 
+    #[instrument(skip_all, fields(sku_id = %request.get_ref().sku_id, state = request.get_ref().state))]
     async fn list_reservations(
         &self,
         request: Request<pb::ListReservationsRequest>,
@@ -188,6 +201,7 @@ impl QueryService for QueryHandler {
         answer(self.list_reservations(request).await)
     }
 
+    #[instrument(skip_all, fields(radius_m = request.get_ref().radius_m, limit = request.get_ref().limit))]
     async fn nearby_riders(
         &self,
         request: Request<pb::NearbyRidersRequest>,
@@ -195,6 +209,7 @@ impl QueryService for QueryHandler {
         answer(self.nearby_riders(request).await)
     }
 
+    #[instrument(skip_all, fields(rider_id = request.get_ref().rider_id))]
     async fn list_offers(
         &self,
         request: Request<pb::ListOffersRequest>,
@@ -204,6 +219,7 @@ impl QueryService for QueryHandler {
 
     type WatchOffersStream = ResponseStream<pb::Offer>;
 
+    #[instrument(skip_all, fields(rider_id = request.get_ref().rider_id))]
     async fn watch_offers(
         &self,
         request: Request<pb::ListOffersRequest>,
@@ -211,6 +227,7 @@ impl QueryService for QueryHandler {
         answer(self.watch_offers(request).await)
     }
 
+    #[instrument(skip_all, fields(radius_m = request.get_ref().radius_m))]
     async fn list_merchants_nearby(
         &self,
         request: Request<pb::ListMerchantsNearbyRequest>,
@@ -218,6 +235,7 @@ impl QueryService for QueryHandler {
         answer(self.list_merchants_nearby(request).await)
     }
 
+    #[instrument(skip_all, fields(merchant_id = request.get_ref().merchant_id))]
     async fn get_menu(
         &self,
         request: Request<pb::GetMenuRequest>,

@@ -1,0 +1,178 @@
+//! The hourly statistics in PostgreSQL (migration 0005): `merchant_hourly` (one row per
+//! merchant and hour) and `merchant_hourly_orders` (each order's merchant). A batch is one
+//! transaction: lock the checkpoint, load the touched orders' merchants, fold into deltas,
+//! record the new orders, add each delta with an increment (`RETURNING` the row for its
+//! change message), move the checkpoint.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use futures::future::try_join_all;
+use orderflow_domain::{MerchantId, Shard, Timestamp};
+use orderflow_infra::store::{Position, RecordedEvent};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::{fold_stats, touched_orders, HourlyStats, StatsReader, MERCHANT_HOURLY};
+use crate::error::ProjectionError;
+use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::pg::{load_checkpoints, lock_checkpoint, save_checkpoint};
+
+const COLUMNS: &str =
+    "merchant_id, hour_ms, orders, gmv_minor, cancellations, late_deliveries, compensation_minor";
+
+#[derive(Clone)]
+pub struct PgMerchantHourly {
+    pool: Pool,
+}
+
+impl PgMerchantHourly {
+    /// The pool must point at a database migrated by `orderflow_infra::migrate`.
+    pub fn new(pool: Pool) -> Self {
+        PgMerchantHourly { pool }
+    }
+}
+
+fn stats(row: &Row) -> Result<HourlyStats, ProjectionError> {
+    let merchant = MerchantId::new(row.get(0)).map_err(|e| ProjectionError::Corrupt {
+        view: MERCHANT_HOURLY,
+        reason: e.to_string(),
+    })?;
+    Ok(HourlyStats {
+        merchant,
+        hour: Timestamp::from_millis(row.get(1)),
+        orders: row.get(2),
+        gmv: row.get(3),
+        cancellations: row.get(4),
+        late_deliveries: row.get(5),
+        compensation: row.get(6),
+    })
+}
+
+#[async_trait]
+impl ProjectionModel for PgMerchantHourly {
+    fn name(&self) -> &'static str {
+        MERCHANT_HOURLY
+    }
+
+    async fn checkpoints(&self) -> Result<HashMap<Shard, Position>, ProjectionError> {
+        load_checkpoints(&self.pool, MERCHANT_HOURLY).await
+    }
+
+    async fn apply(
+        &self,
+        shard: Shard,
+        events: &[RecordedEvent],
+    ) -> Result<BatchOutcome, ProjectionError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let saved = lock_checkpoint(&tx, MERCHANT_HOURLY, shard).await?;
+        let fresh: Vec<&RecordedEvent> = events.iter().filter(|e| e.position > saved).collect();
+        let Some(last) = fresh.last().map(|e| e.position) else {
+            return Ok(BatchOutcome::default());
+        };
+        let touched = touched_orders(&fresh);
+        let mut merchants: HashMap<String, MerchantId> = HashMap::with_capacity(touched.len());
+        if !touched.is_empty() {
+            let rows = tx
+                .query(
+                    "SELECT order_no, merchant_id FROM merchant_hourly_orders
+                     WHERE order_no = ANY($1)",
+                    &[&touched],
+                )
+                .await?;
+            for row in rows {
+                if let Ok(m) = MerchantId::new(row.get(1)) {
+                    merchants.insert(row.get(0), m);
+                }
+            }
+        }
+        let deltas = fold_stats(&mut merchants, &fresh);
+        if !deltas.new_orders.is_empty() {
+            let (nos, ids): (Vec<String>, Vec<i64>) = deltas
+                .new_orders
+                .iter()
+                .map(|(no, m)| (no.clone(), m.get()))
+                .unzip();
+            tx.execute(
+                "INSERT INTO merchant_hourly_orders (order_no, merchant_id)
+                 SELECT * FROM unnest($1::text[], $2::bigint[])
+                 ON CONFLICT (order_no) DO NOTHING",
+                &[&nos, &ids],
+            )
+            .await?;
+        }
+        let add = tx
+            .prepare_cached(&format!(
+                "INSERT INTO merchant_hourly ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (merchant_id, hour_ms) DO UPDATE SET
+                    orders = merchant_hourly.orders + EXCLUDED.orders,
+                    gmv_minor = merchant_hourly.gmv_minor + EXCLUDED.gmv_minor,
+                    cancellations = merchant_hourly.cancellations + EXCLUDED.cancellations,
+                    late_deliveries = merchant_hourly.late_deliveries + EXCLUDED.late_deliveries,
+                    compensation_minor = merchant_hourly.compensation_minor
+                        + EXCLUDED.compensation_minor
+                 RETURNING {COLUMNS}"
+            ))
+            .await?;
+        let values: Vec<(i64, i64, HourlyStats)> = deltas
+            .hours
+            .iter()
+            .map(|(d, _)| (d.merchant.get(), d.hour.as_millis(), *d))
+            .collect();
+        let params: Vec<[&(dyn ToSql + Sync); 7]> = values
+            .iter()
+            .map(|(m, h, d)| -> [&(dyn ToSql + Sync); 7] {
+                [
+                    m,
+                    h,
+                    &d.orders,
+                    &d.gmv,
+                    &d.cancellations,
+                    &d.late_deliveries,
+                    &d.compensation,
+                ]
+            })
+            .collect();
+        // Pipelined on the one connection: one round trip for the whole batch.
+        let rows = try_join_all(params.iter().map(|p| tx.query_one(&add, p))).await?;
+        let mut changes = Vec::with_capacity(rows.len());
+        for (row, (_, position)) in rows.iter().zip(&deltas.hours) {
+            let after = stats(row)?;
+            changes.push(RowChange {
+                view: MERCHANT_HOURLY,
+                key: after.key(),
+                shard,
+                position: *position,
+                row: serde_json::to_value(after).ok(),
+            });
+        }
+        save_checkpoint(&tx, MERCHANT_HOURLY, shard, last).await?;
+        tx.commit().await?;
+        Ok(BatchOutcome { changes })
+    }
+}
+
+#[async_trait]
+impl StatsReader for PgMerchantHourly {
+    async fn hours(
+        &self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourlyStats>, ProjectionError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM merchant_hourly
+                     WHERE merchant_id = $1 AND hour_ms >= $2 AND hour_ms < $3
+                     ORDER BY hour_ms"
+                ),
+                &[&merchant.get(), &from.as_millis(), &to.as_millis()],
+            )
+            .await?;
+        rows.iter().map(stats).collect()
+    }
+}
