@@ -22,6 +22,8 @@ pub enum Command {
     Serve(crate::serve::ServeArgs),
     /// Mints a bearer token with the configured secret, for grpcurl and development.
     Token(crate::serve::TokenArgs),
+    /// A simulated city driven through the gRPC API in fast time, with a report at the end.
+    Demo(orderflow::demo::DemoArgs),
     /// Measures throughput and latency.
     #[command(subcommand)]
     Bench(crate::bench::Bench),

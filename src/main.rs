@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Bench(bench) => bench::run(bench).await,
         cli::Command::Serve(args) => serve::run(args).await,
         cli::Command::Token(args) => serve::token(args),
+        cli::Command::Demo(args) => orderflow::demo::run(args).await,
     }
 }
 
