@@ -20,7 +20,9 @@ pub struct Report {
     pub seed: u64,
     pub scale: Scale,
     pub wall: Wall,
-    /// Simulated minutes: the hour of orders, then the drain until every order settled.
+    /// Simulated minutes during which orders arrive (the hour).
+    pub order_minutes: u32,
+    /// Simulated minutes in all: the hour of orders, then the drain until every order settled.
     pub simulated_minutes: f64,
     pub orders: u64,
     pub orders_by_status: BTreeMap<String, u64>,
@@ -97,6 +99,7 @@ pub struct Inputs<'a> {
     pub seed: u64,
     pub scale: Scale,
     pub wall: Wall,
+    pub order_minutes: u32,
     pub clock: &'a SimClock,
     pub audit: &'a Audit,
     pub submitted: &'a HashMap<String, Submitted>,
@@ -231,6 +234,7 @@ impl Report {
             seed: i.seed,
             scale: i.scale,
             wall: i.wall,
+            order_minutes: i.order_minutes,
             simulated_minutes: i.clock.elapsed().as_secs_f64() / 60.0,
             orders,
             orders_by_status: by_status,
@@ -274,8 +278,14 @@ impl Report {
             self.scale.buyers
         );
         println!(
-            "simulated {:.0} minutes in {:.1} s (seeding {:.1} s, the hour {:.1} s, drain {:.1} s)",
-            self.simulated_minutes, w.total_s, w.seeding_s, w.hour_s, w.drain_s
+            "{} simulated minutes of orders, then {:.0} more until every order settled; \
+             {:.1} s of wall time (seeding {:.1} s, the orders {:.1} s, the drain {:.1} s)",
+            self.order_minutes,
+            self.simulated_minutes - f64::from(self.order_minutes),
+            w.total_s,
+            w.seeding_s,
+            w.hour_s,
+            w.drain_s
         );
         println!();
         println!("orders: {}", self.orders);

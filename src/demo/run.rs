@@ -244,6 +244,7 @@ async fn drive_city(
             drain_s: seconds(drained - hour_done),
             total_s: seconds(finished - started),
         },
+        order_minutes: options.minutes,
         clock: &clock,
         audit: &audit,
         submitted: &sim.all_submitted(),
