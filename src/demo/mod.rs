@@ -106,7 +106,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Simulated seconds between two location reports of a moving rider.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub report_every: u64,
     /// At most this many simulated seconds per real second (the clock also waits for the
     /// system when it falls behind).

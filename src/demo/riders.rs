@@ -29,7 +29,7 @@ use super::DemoError;
 /// How far an idle rider wanders before picking another point.
 const WANDER_M: f64 = 800.0;
 /// Chance that one offered rider tries to grab an ordinary order's offer.
-const GRAB_CHANCE: f64 = 0.6;
+const GRAB_CHANCE: f64 = 0.4;
 
 /// Where every rider is and where it is going.
 pub struct Fleet {
