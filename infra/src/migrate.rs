@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "deadlines",
         sql: include_str!("../migrations/0003_deadlines.sql"),
     },
+    Migration {
+        version: 4,
+        name: "order_views",
+        sql: include_str!("../migrations/0004_order_views.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations ("orderflw" in ASCII).

@@ -1,7 +1,33 @@
-//! The projectors of orderflow (not built yet).
+//! The read side's projections: durable, checkpointed, idempotent projectors that turn the
+//! event store's log into read models, in memory (embedded mode) or in PostgreSQL.
 //!
-//! Here will live the durable consumers that turn the event log into read models in
-//! PostgreSQL (buyer and seller order lists, order detail, stock ledger, merchant catalog,
-//! ops statistics, order search) and the in-memory rider-geo index, each with its own
-//! checkpoint, idempotent on replay, and rebuildable from position 0.
+//! The framework, which every projection uses:
+//! - [`model::ProjectionModel`]: the write port of a read model — its name, its per-shard
+//!   checkpoints, and `apply(shard, events)`, which moves rows and checkpoint together
+//!   (one transaction in PostgreSQL), skipping what the checkpoint covers;
+//! - [`projector::Projector`]: follows every shard of the store for one model, in batches,
+//!   publishes the row changes on `{prefix}.views.{view}.{key}`, and advances
+//!   [`applied::Applied`], the in-memory applied position of each shard that
+//!   read-your-writes and long-polls wait on;
+//! - [`pg`]: checkpoint rows and JSON documents for the PostgreSQL adapters.
+//!
+//! A new projection adds: a pure fold (events → rows), a read port (trait) with a memory twin
+//! and a PostgreSQL adapter implementing [`model::ProjectionModel`], a migration, and a
+//! conformance suite in [`testing`] run on both. The order views ([`orders`]) are the first.
+//! See `docs/read-side.md`.
 #![forbid(unsafe_code)]
+
+pub mod applied;
+pub mod error;
+pub mod model;
+pub mod orders;
+pub mod pg;
+pub mod projector;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use applied::{Applied, Behind};
+pub use error::ProjectionError;
+pub use model::{BatchOutcome, ProjectionModel, RowChange};
+pub use projector::{Projector, ProjectorConfig, ProjectorStats};

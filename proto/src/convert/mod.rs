@@ -31,7 +31,8 @@ pub use field::FieldError;
 pub use merchant::{DelistDish, ListDish, OpenMerchant, Restock};
 pub use order::{CancelOrder, CloseOrder, Compensate, ConfirmPayment, RequestedLine, SubmitOrder};
 pub use query::{
-    IsCreated, ListBuyerOrders, ListSellerOrders, NearbyRiders, PageSize, SearchCenter,
+    GetOrder, GetOrderAsOf, GetOrderHistory, IsCreated, ListBuyerOrders, ListSellerOrders,
+    NearbyRiders, PageSize, SearchCenter, SearchOrders, WatchOrder,
 };
 pub use request_id::{RequestId, RequestIdError};
 pub use rider::{ConfirmDelivery, GoOffline, GoOnline, GrabOrder, PickUp, ReportLocation};

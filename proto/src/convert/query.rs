@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use orderflow_domain::order::OrderStatus;
-use orderflow_domain::{BuyerId, GeoPoint, MerchantId, OrderNo};
+use orderflow_domain::{BuyerId, GeoPoint, MerchantId, OrderNo, Timestamp};
 
 use super::field::{FieldError, FieldResult};
-use super::values::{geo_point, order_no, order_status};
+use super::values::{geo_point, order_no, order_status, timestamp};
 use crate::v1 as pb;
 
 /// The longest an `IsCreated` long-poll may wait.
@@ -114,6 +114,110 @@ impl TryFrom<&pb::ListSellerOrdersRequest> for ListSellerOrders {
             page_token: r.page_token.clone(),
             statuses: statuses(&r.statuses)?,
             consistency_token: r.consistency_token.clone(),
+        })
+    }
+}
+
+/// `GetOrder`: one order, optionally after a write (`consistency_token`, opaque here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetOrder {
+    pub order_no: OrderNo,
+    pub consistency_token: String,
+}
+
+impl TryFrom<&pb::GetOrderRequest> for GetOrder {
+    type Error = FieldError;
+    fn try_from(r: &pb::GetOrderRequest) -> Result<Self, FieldError> {
+        Ok(GetOrder {
+            order_no: order_no(&r.order_no, "order_no")?,
+            consistency_token: r.consistency_token.clone(),
+        })
+    }
+}
+
+/// `WatchOrder`: the status changes of one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchOrder {
+    pub order_no: OrderNo,
+}
+
+impl TryFrom<&pb::WatchOrderRequest> for WatchOrder {
+    type Error = FieldError;
+    fn try_from(r: &pb::WatchOrderRequest) -> Result<Self, FieldError> {
+        Ok(WatchOrder {
+            order_no: order_no(&r.order_no, "order_no")?,
+        })
+    }
+}
+
+/// Longest search text accepted, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// `SearchOrders`: full text over dish names, merchant name, address and order number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchOrders {
+    /// 1..=200 characters, not only spaces.
+    pub query: String,
+    pub page_size: PageSize,
+    pub page_token: String,
+}
+
+impl TryFrom<&pb::SearchOrdersRequest> for SearchOrders {
+    type Error = FieldError;
+    fn try_from(r: &pb::SearchOrdersRequest) -> Result<Self, FieldError> {
+        let chars = r.query.chars().count();
+        if r.query.trim().is_empty() || chars > MAX_SEARCH_CHARS {
+            return Err(FieldError::new(
+                "query",
+                format_args!(
+                    "must be 1..={MAX_SEARCH_CHARS} characters and not blank, got {chars}"
+                ),
+            ));
+        }
+        if r.query.chars().any(char::is_control) {
+            return Err(FieldError::new("query", "must not hold control characters"));
+        }
+        Ok(SearchOrders {
+            query: r.query.clone(),
+            page_size: PageSize::parse(r.page_size, "page_size")?,
+            page_token: r.page_token.clone(),
+        })
+    }
+}
+
+/// `GetOrderHistory`: every event of an order's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetOrderHistory {
+    pub order_no: OrderNo,
+}
+
+impl TryFrom<&pb::GetOrderHistoryRequest> for GetOrderHistory {
+    type Error = FieldError;
+    fn try_from(r: &pb::GetOrderHistoryRequest) -> Result<Self, FieldError> {
+        Ok(GetOrderHistory {
+            order_no: order_no(&r.order_no, "order_no")?,
+        })
+    }
+}
+
+/// `GetOrderAsOf`: the order as its events up to `as_of` left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetOrderAsOf {
+    pub order_no: OrderNo,
+    pub as_of: Timestamp,
+}
+
+impl TryFrom<&pb::GetOrderAsOfRequest> for GetOrderAsOf {
+    type Error = FieldError;
+    fn try_from(r: &pb::GetOrderAsOfRequest) -> Result<Self, FieldError> {
+        let order_no = order_no(&r.order_no, "order_no")?;
+        let as_of = r
+            .as_of
+            .as_ref()
+            .ok_or_else(|| FieldError::required("as_of"))?;
+        Ok(GetOrderAsOf {
+            order_no,
+            as_of: timestamp(as_of, "as_of")?,
         })
     }
 }
@@ -298,6 +402,77 @@ mod tests {
             ListSellerOrders::try_from(&bad).unwrap_err().field,
             "statuses[0]"
         );
+    }
+
+    #[test]
+    fn order_requests_need_a_valid_order_no() {
+        let q = GetOrder::try_from(&pb::GetOrderRequest {
+            order_no: ORDER_NO.into(),
+            consistency_token: "v1.1.2".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            (q.order_no.as_str(), q.consistency_token.as_str()),
+            (ORDER_NO, "v1.1.2")
+        );
+        let bad = pb::GetOrderRequest {
+            order_no: "nope".into(),
+            consistency_token: String::new(),
+        };
+        assert_eq!(GetOrder::try_from(&bad).unwrap_err().field, "order_no");
+        let bad = pb::WatchOrderRequest {
+            order_no: String::new(),
+        };
+        assert_eq!(WatchOrder::try_from(&bad).unwrap_err().field, "order_no");
+        let bad = pb::GetOrderHistoryRequest {
+            order_no: "1".into(),
+        };
+        assert_eq!(
+            GetOrderHistory::try_from(&bad).unwrap_err().field,
+            "order_no"
+        );
+    }
+
+    #[test]
+    fn as_of_is_required() {
+        let r = pb::GetOrderAsOfRequest {
+            order_no: ORDER_NO.into(),
+            as_of: Some(prost_types::Timestamp {
+                seconds: 5,
+                nanos: 0,
+            }),
+        };
+        assert_eq!(GetOrderAsOf::try_from(&r).unwrap().as_of.as_millis(), 5_000);
+        let missing = pb::GetOrderAsOfRequest { as_of: None, ..r };
+        assert_eq!(
+            GetOrderAsOf::try_from(&missing).unwrap_err().to_string(),
+            "as_of: is required"
+        );
+    }
+
+    #[test]
+    fn search_text_is_bounded_and_not_blank() {
+        let r = pb::SearchOrdersRequest {
+            query: "beef noodles".into(),
+            page_size: 0,
+            page_token: String::new(),
+        };
+        let q = SearchOrders::try_from(&r).unwrap();
+        assert_eq!(
+            (q.query.as_str(), q.page_size),
+            ("beef noodles", PageSize::DEFAULT)
+        );
+        for bad in ["", "   ", &"x".repeat(201), "a\u{0}b"] {
+            let r = pb::SearchOrdersRequest {
+                query: bad.into(),
+                ..r.clone()
+            };
+            assert_eq!(
+                SearchOrders::try_from(&r).unwrap_err().field,
+                "query",
+                "{bad:?}"
+            );
+        }
     }
 
     fn nearby() -> pb::NearbyRidersRequest {

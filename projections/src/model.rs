@@ -1,0 +1,61 @@
+//! The write port every read model implements, whatever it holds.
+//!
+//! A projection is a name, a pure function from events to row changes (in each projection's
+//! module), and a read model that applies those changes. The framework
+//! ([`crate::projector`]) feeds a model one shard's events at a time through
+//! [`ProjectionModel::apply`]; the model applies them and moves that shard's checkpoint **in
+//! the same atomic step** (one PostgreSQL transaction; one critical section in memory). So:
+//!
+//! - a projector killed mid-batch leaves the batch either wholly applied with its checkpoint,
+//!   or not at all: no duplicate, no hole;
+//! - an event at or below the saved checkpoint changes nothing (redelivery, replay, two
+//!   projectors racing on one model): `apply` skips it under the same lock.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use orderflow_domain::Shard;
+use orderflow_infra::store::{Position, RecordedEvent};
+use serde_json::Value;
+
+use crate::error::ProjectionError;
+
+/// One row a batch changed, as published on `{prefix}.views.{view}.{key}` for analytics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowChange {
+    /// The view (table) the row belongs to.
+    pub view: &'static str,
+    /// The row's key (an order number, a merchant id, …).
+    pub key: String,
+    /// The event whose application produced this row state: the message id of the change
+    /// is `{view}:{shard}:{position}:{key}`, so a re-publish after a retry is stored once.
+    pub shard: Shard,
+    pub position: Position,
+    /// The row after the change, or `None` when it was deleted.
+    pub row: Option<Value>,
+}
+
+/// What a batch did.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// The row changes, in the order they were made.
+    pub changes: Vec<RowChange>,
+}
+
+#[async_trait]
+pub trait ProjectionModel: Send + Sync + 'static {
+    /// The projection's name: its checkpoint name and the `{view}` of its change subjects.
+    fn name(&self) -> &'static str;
+
+    /// The saved checkpoint of every shard (absent = never applied = `Position::ZERO`).
+    async fn checkpoints(&self) -> Result<HashMap<Shard, Position>, ProjectionError>;
+
+    /// Applies `events` (all of `shard`, in position order) and moves the shard's checkpoint
+    /// to the last one, atomically. Events at or below the saved checkpoint are skipped.
+    /// Events the projection does not care about only move the checkpoint.
+    async fn apply(
+        &self,
+        shard: Shard,
+        events: &[RecordedEvent],
+    ) -> Result<BatchOutcome, ProjectionError>;
+}

@@ -1,0 +1,89 @@
+//! The order views: `order_detail` (one row per order, with its timeline, and full-text
+//! search), `buyer_order` and `seller_order` (one row per order under its buyer or merchant,
+//! newest first, partitioned by owner id % 32).
+//!
+//! All three store the same [`OrderView`], folded by the same pure [`OrderView::apply`]; they
+//! are separate projections (own checkpoints, own tables) so each can lag, be rebuilt or be
+//! moved to another database alone — seed 001 wants the buyer side as fresh as possible and
+//! lets the seller side be eventually consistent.
+//!
+//! - [`view`]: the view and its fold;
+//! - [`page`]: newest-first paging (cursor, page token, the owner of a list);
+//! - [`detail`]: the `order_detail` read port and its memory twin; [`detail_pg`] its
+//!   PostgreSQL adapter;
+//! - [`lists`]: the `buyer_order` / `seller_order` read port and memory twin; [`lists_pg`].
+
+pub mod detail;
+pub mod detail_pg;
+pub mod lists;
+pub mod lists_pg;
+pub mod page;
+pub mod view;
+
+use std::collections::HashMap;
+
+use orderflow_domain::OrderNo;
+use orderflow_infra::store::{Position, RecordedEvent};
+
+pub use detail::{MemoryOrderDetail, OrderDetailReader, ORDER_DETAIL};
+pub use detail_pg::PgOrderDetail;
+pub use lists::{ListSide, MemoryOrderList, OrderListReader, BUYER_ORDER, SELLER_ORDER};
+pub use lists_pg::PgOrderList;
+pub use page::{Cursor, InvalidPageToken, Owner, Page};
+pub use view::{order_event, OrderView, StatusChange, ViewError};
+
+/// The order numbers of the order streams a batch touches (to load their views at once).
+pub(crate) fn touched_orders(events: &[&RecordedEvent]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for e in events {
+        if e.stream.category() == orderflow_domain::stream::ORDER_CATEGORY {
+            let no = e.stream.id().to_owned();
+            if !seen.contains(&no) {
+                seen.push(no);
+            }
+        }
+    }
+    seen
+}
+
+/// Folds a batch's order events into `views` (the views before the batch, by order number).
+/// Returns the order numbers whose view changed, in first-change order, each with the
+/// position of the last event that changed it. Undecodable events are logged and skipped.
+pub(crate) fn fold_orders(
+    views: &mut HashMap<String, OrderView>,
+    events: &[&RecordedEvent],
+    projection: &'static str,
+) -> Vec<(String, Position)> {
+    let mut changed: Vec<(String, Position)> = Vec::new();
+    for event in events {
+        let order_event = match order_event(event) {
+            Ok(Some(e)) => e,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(projection, error = %e, "order view skips an undecodable event");
+                continue;
+            }
+        };
+        let key = event.stream.id().to_owned();
+        let before = views.remove(&key);
+        let unchanged = before.clone();
+        let Some(after) = OrderView::apply(before, &order_event, event.stream_version) else {
+            tracing::error!(projection, stream = %event.stream, event_type = %event.event_type,
+                "order event without a submitted order; skipped");
+            continue;
+        };
+        if unchanged.as_ref() != Some(&after) {
+            match changed.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = event.position,
+                None => changed.push((key.clone(), event.position)),
+            }
+        }
+        views.insert(key, after);
+    }
+    changed
+}
+
+/// The order number a view is stored under (its stream id).
+pub(crate) fn key_of(no: &OrderNo) -> String {
+    no.as_str().to_owned()
+}

@@ -1,0 +1,115 @@
+//! What every PostgreSQL read model shares: its checkpoint rows, read and moved inside the
+//! transaction that writes its rows.
+//!
+//! Checkpoints live in the `checkpoints` table of migration 0002 (the relay's and the bus
+//! consumers' too), under `projection:{name}`, so `orderflow replay` and operators find every
+//! position in one place.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::{Pool, Transaction};
+use orderflow_domain::Shard;
+use orderflow_infra::store::Position;
+
+use crate::error::ProjectionError;
+
+/// The checkpoint name of a projection.
+pub fn checkpoint_name(projection: &str) -> String {
+    format!("projection:{projection}")
+}
+
+/// Every saved shard position of a projection.
+pub async fn load_checkpoints(
+    pool: &Pool,
+    projection: &str,
+) -> Result<HashMap<Shard, Position>, ProjectionError> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT shard, position FROM checkpoints WHERE name = $1",
+            &[&checkpoint_name(projection)],
+        )
+        .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let shard: i16 = row.get(0);
+        let position: i64 = row.get(1);
+        let corrupt = |reason: &str| ProjectionError::Corrupt {
+            view: "checkpoints",
+            reason: format!("{projection}: {reason}"),
+        };
+        let shard = Shard::try_from(i64::from(shard)).map_err(|_| corrupt("shard"))?;
+        let position = u64::try_from(position).map_err(|_| corrupt("position"))?;
+        out.insert(shard, Position::new(position));
+    }
+    Ok(out)
+}
+
+/// Locks the shard's checkpoint row for this transaction and returns its position. Two
+/// projectors of one model (a zombie and its replacement) take turns here, and the second
+/// sees what the first committed, so it skips those events.
+pub async fn lock_checkpoint(
+    tx: &Transaction<'_>,
+    projection: &str,
+    shard: Shard,
+) -> Result<Position, ProjectionError> {
+    let name = checkpoint_name(projection);
+    let shard_no = i16::from(shard.index());
+    tx.execute(
+        "INSERT INTO checkpoints (name, shard, position) VALUES ($1, $2, 0)
+         ON CONFLICT (name, shard) DO NOTHING",
+        &[&name, &shard_no],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT position FROM checkpoints WHERE name = $1 AND shard = $2 FOR UPDATE",
+            &[&name, &shard_no],
+        )
+        .await?;
+    let position: i64 = row.get(0);
+    Ok(Position::new(u64::try_from(position).unwrap_or(0)))
+}
+
+/// Moves the (locked) checkpoint to `position`.
+pub async fn save_checkpoint(
+    tx: &Transaction<'_>,
+    projection: &str,
+    shard: Shard,
+    position: Position,
+) -> Result<(), ProjectionError> {
+    let position = i64::try_from(position.get()).unwrap_or(i64::MAX);
+    tx.execute(
+        "UPDATE checkpoints SET position = GREATEST(position, $3), updated_at = now()
+         WHERE name = $1 AND shard = $2",
+        &[
+            &checkpoint_name(projection),
+            &i16::from(shard.index()),
+            &position,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A stored JSON document back as a view.
+pub fn from_doc<T: serde::de::DeserializeOwned>(
+    view: &'static str,
+    doc: serde_json::Value,
+) -> Result<T, ProjectionError> {
+    serde_json::from_value(doc).map_err(|e| ProjectionError::Corrupt {
+        view,
+        reason: e.to_string(),
+    })
+}
+
+/// A view as a stored JSON document.
+pub fn to_doc<T: serde::Serialize>(
+    view: &'static str,
+    value: &T,
+) -> Result<serde_json::Value, ProjectionError> {
+    serde_json::to_value(value).map_err(|e| ProjectionError::Corrupt {
+        view,
+        reason: e.to_string(),
+    })
+}

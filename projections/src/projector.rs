@@ -1,0 +1,256 @@
+//! The projector: runs one [`ProjectionModel`] over every shard of the event store.
+//!
+//! Per shard, one task: load the model's checkpoint, `EventStore::subscribe(shard, checkpoint)`
+//! (catch-up then live, gap-free, no duplicate), take whatever is ready up to `batch` events,
+//! hand it to the model (rows + checkpoint in one transaction), publish the row changes on the
+//! bus, and only then advance the in-memory [`Applied`] position queries wait on. Why the
+//! store's subscription and not a bus consumer: `docs/read-side.md`.
+//!
+//! A failing `apply` is retried with back-off, forever: a read model must not skip an event
+//! (that would be a hole nobody sees). A model that cannot *decode* an event logs it and
+//! moves on (the same choice as the rider-geo index: one unreadable event must not stop
+//! every query); such events are counted in [`ProjectorStats`].
+//!
+//! Shutdown: the token stops each shard task between batches; a batch in hand is finished
+//! (its transaction commits or rolls back whole), so there is nothing to flush.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use orderflow_domain::Shard;
+use orderflow_infra::bus::{EventBus, OutgoingMessage};
+use orderflow_infra::store::{EventStore, Position, RecordedEvent};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::instrument;
+
+use crate::applied::Applied;
+use crate::error::ProjectionError;
+use crate::model::{ProjectionModel, RowChange};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// Most events applied in one transaction.
+    pub batch: usize,
+    /// Publish row changes on `{prefix}.views.{view}.{key}` (off for rebuilds and some tests).
+    pub publish: bool,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        ProjectorConfig {
+            batch: 256,
+            publish: true,
+        }
+    }
+}
+
+/// Counters of one projector, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct ProjectorStats {
+    pub batches: AtomicU64,
+    pub events: AtomicU64,
+    pub apply_failures: AtomicU64,
+    pub publish_failures: AtomicU64,
+}
+
+/// One projection, running. Cheap to clone.
+#[derive(Clone)]
+pub struct Projector {
+    model: Arc<dyn ProjectionModel>,
+    store: Arc<dyn EventStore>,
+    bus: Option<Arc<dyn EventBus>>,
+    applied: Applied,
+    stats: Arc<ProjectorStats>,
+    config: ProjectorConfig,
+}
+
+impl Projector {
+    /// `bus`: where row changes are published (`None`: not published).
+    pub fn new(
+        model: Arc<dyn ProjectionModel>,
+        store: Arc<dyn EventStore>,
+        bus: Option<Arc<dyn EventBus>>,
+        config: ProjectorConfig,
+    ) -> Self {
+        Projector {
+            model,
+            store,
+            bus,
+            applied: Applied::new(),
+            stats: Arc::new(ProjectorStats::default()),
+            config,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.model.name()
+    }
+
+    /// The applied position of every shard: read-your-writes and long-polls wait on it.
+    pub fn applied(&self) -> &Applied {
+        &self.applied
+    }
+
+    pub fn stats(&self) -> &Arc<ProjectorStats> {
+        &self.stats
+    }
+
+    /// Follows every shard until `shutdown`. Fails only if the checkpoints cannot be loaded
+    /// at start; later failures are retried.
+    #[instrument(skip_all, fields(projection = self.model.name()))]
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ProjectionError> {
+        let checkpoints = self.model.checkpoints().await?;
+        let mut tasks = JoinSet::new();
+        for shard in Shard::all() {
+            let from = checkpoints.get(&shard).copied().unwrap_or(Position::ZERO);
+            self.applied.advance(shard, from);
+            tasks.spawn(self.clone().follow(shard, from, shutdown.clone()));
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(e) = joined {
+                tracing::error!(error = %e, "projector shard task panicked");
+            }
+        }
+        tracing::info!("projector stopped");
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(projection = self.model.name(), shard = %shard))]
+    async fn follow(self, shard: Shard, mut last: Position, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF_MIN;
+        while !shutdown.is_cancelled() {
+            let mut batches = self
+                .store
+                .subscribe(shard, last)
+                .ready_chunks(self.config.batch);
+            loop {
+                let chunk = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    chunk = batches.next() => chunk,
+                };
+                let Some(chunk) = chunk else {
+                    tracing::warn!(%last, "subscription ended");
+                    break;
+                };
+                let mut events = Vec::with_capacity(chunk.len());
+                let mut failed = None;
+                for item in chunk {
+                    match item {
+                        Ok(event) => events.push(event),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                if !events.is_empty() {
+                    match self.apply(shard, &events, &shutdown).await {
+                        Some(position) => last = position,
+                        None => return, // shut down while retrying
+                    }
+                    backoff = BACKOFF_MIN;
+                }
+                if let Some(e) = failed {
+                    tracing::warn!(error = %e, %last, ?backoff, "subscription failed");
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Applies one batch, retrying until it commits (or shutdown); publishes its changes and
+    /// advances the applied position. Returns the batch's last position.
+    async fn apply(
+        &self,
+        shard: Shard,
+        events: &[RecordedEvent],
+        shutdown: &CancellationToken,
+    ) -> Option<Position> {
+        let last = events.last()?.position;
+        let mut backoff = BACKOFF_MIN;
+        let outcome = loop {
+            match self.model.apply(shard, events).await {
+                Ok(outcome) => break outcome,
+                Err(e) => {
+                    self.stats.apply_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, %last, ?backoff, "apply failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        };
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .events
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        if self.config.publish {
+            self.publish(&outcome.changes).await;
+        }
+        self.applied.advance(shard, last);
+        Some(last)
+    }
+
+    /// Publishes row changes after their commit. At-least-once while the process lives
+    /// (retried, deduplicated by message id); a crash between the commit and the publish
+    /// loses that batch's change messages (docs/read-side.md, "What it costs").
+    async fn publish(&self, changes: &[RowChange]) {
+        let Some(bus) = &self.bus else {
+            return;
+        };
+        let mut pending = Vec::with_capacity(changes.len());
+        for change in changes {
+            let message = change_message(bus.as_ref(), change);
+            match bus.start_publish(message).await {
+                Ok(ack) => pending.push(ack),
+                Err(e) => {
+                    self.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, view = change.view, key = %change.key,
+                        "cannot publish a row change");
+                }
+            }
+        }
+        for ack in pending {
+            if let Err(e) = ack.await {
+                self.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "row change not stored by the bus");
+            }
+        }
+    }
+}
+
+/// The bus message of a row change: JSON `{"view","key","shard","position","row"}`.
+pub fn change_message(bus: &dyn EventBus, change: &RowChange) -> OutgoingMessage {
+    let body = serde_json::json!({
+        "view": change.view,
+        "key": change.key,
+        "shard": change.shard.index(),
+        "position": change.position.get(),
+        "row": change.row,
+    });
+    OutgoingMessage::new(
+        bus.subjects().views(change.view, &change.key),
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+    .with_msg_id(format!(
+        "{}:{}:{}:{}",
+        change.view,
+        change.shard.index(),
+        change.position,
+        change.key
+    ))
+    .with_header("Content-Type", "application/json")
+}
