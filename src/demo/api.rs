@@ -15,6 +15,7 @@ use orderflow_domain::{Role, Timestamp};
 use orderflow_infra::auth::JwtAuth;
 use orderflow_proto::v1 as pb;
 use orderflow_proto::v1::command_service_client::CommandServiceClient;
+use orderflow_proto::v1::query_service_client::QueryServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -124,31 +125,38 @@ impl Api {
         Ok(header)
     }
 
-    fn client(&self) -> CommandServiceClient<Channel> {
+    fn channel(&self) -> Channel {
         let i = self.inner.next_channel.fetch_add(1, Ordering::Relaxed);
-        CommandServiceClient::new(self.inner.channels[i % self.inner.channels.len()].clone())
+        self.inner.channels[i % self.inner.channels.len()].clone()
     }
 
+    /// Sends one call, timed. `counted`: whether it holds the driver back while unanswered
+    /// (not a long-poll, whose wait is the point).
     async fn call<T, R, F, Fut>(
         &self,
         rpc: &'static str,
         caller: Caller,
         message: T,
+        counted: bool,
         send: F,
     ) -> Result<R, Status>
     where
-        F: FnOnce(CommandServiceClient<Channel>, Request<T>) -> Fut,
+        F: FnOnce(Channel, Request<T>) -> Fut,
         Fut: Future<Output = Result<Response<R>, Status>>,
     {
         let mut request = Request::new(message);
         request
             .metadata_mut()
             .insert("authorization", self.header(caller)?);
-        self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        if counted {
+            self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
         let began = Instant::now();
-        let answer = send(self.client(), request).await;
+        let answer = send(self.channel(), request).await;
         let took = began.elapsed();
-        self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if counted {
+            self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
         self.inner
             .stats
             .record(rpc, took, answer.as_ref().map(|_| ()).map_err(Status::code));
@@ -158,7 +166,7 @@ impl Api {
 
 /// One method per RPC, each `(caller, request) -> reply`.
 macro_rules! rpcs {
-    ($($method:ident: $name:literal, $request:ident => $reply:ident;)*) => {
+    ($client:ident, counted: $counted:expr, $($method:ident: $name:literal, $request:ident => $reply:ident;)*) => {
         impl Api {
             $(
                 pub async fn $method(
@@ -166,8 +174,8 @@ macro_rules! rpcs {
                     caller: Caller,
                     request: pb::$request,
                 ) -> Result<pb::$reply, Status> {
-                    self.call($name, caller, request, |mut c, r| async move {
-                        c.$method(r).await
+                    self.call($name, caller, request, $counted, |channel, r| async move {
+                        $client::new(channel).$method(r).await
                     })
                     .await
                 }
@@ -177,6 +185,18 @@ macro_rules! rpcs {
 }
 
 rpcs! {
+    QueryServiceClient, counted: false,
+    // A long-poll: it waits for the saga on purpose.
+    is_created: "IsCreated", IsCreatedRequest => IsCreatedReply;
+}
+
+rpcs! {
+    QueryServiceClient, counted: true,
+    get_order: "GetOrder", GetOrderRequest => Order;
+}
+
+rpcs! {
+    CommandServiceClient, counted: true,
     open_merchant: "OpenMerchant", OpenMerchantRequest => CommandReply;
     list_dish: "ListDish", ListDishRequest => CommandReply;
     restock: "Restock", RestockRequest => CommandReply;

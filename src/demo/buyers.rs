@@ -61,7 +61,7 @@ pub async fn order(sim: Arc<Sim>, index: usize, planned: PlannedOrder) {
             merchant: planned.merchant,
         },
     );
-    match sim.creation(&order_no).await {
+    match sim.creation(&order_no, planned.buyer).await {
         Creation::Created => {}
         // Out of stock (the flash sale's losers, a sold-out dish): nothing more to do.
         Creation::Failed(_) | Creation::Unknown => return,

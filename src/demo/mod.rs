@@ -23,6 +23,7 @@ pub mod merchants;
 pub mod ops;
 pub mod plan;
 pub mod progress;
+pub mod readside;
 pub mod report;
 pub mod riders;
 pub mod rng;

@@ -14,12 +14,13 @@ use super::sim::Sim;
 /// Smallest compensation, in fen.
 const MIN_COMPENSATION: i64 = 500;
 
-pub async fn after_delivery(sim: Arc<Sim>, order_no: String, mut rng: Rng) {
-    // Ops looks a little later, by which time the delivery is in what it reads.
+/// `delivered`: the consistency token of the delivery's answer, so ops read the order with
+/// the delivery applied (read-your-writes), not an older row.
+pub async fn after_delivery(sim: Arc<Sim>, order_no: String, delivered: String, mut rng: Rng) {
     if !sim.clock.sleep(Duration::from_secs(60)).await {
         return;
     }
-    if sim.was_late(&order_no).await != Some(true) {
+    if sim.was_late(&order_no, &delivered).await != Some(true) {
         return;
     }
     let Some(total) = sim.submitted(&order_no).map(|s| s.total) else {

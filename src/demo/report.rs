@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::audit::Audit;
 use super::clock::SimClock;
 use super::plan::Scenario;
+use super::readside::{Agreement, LagSummary};
 use super::sim::Submitted;
 use super::stats::RpcSummary;
 
@@ -36,6 +37,10 @@ pub struct Report {
     pub rpcs: Vec<RpcSummary>,
     pub stock: StockSummary,
     pub flash_sale: Option<FlashSummary>,
+    /// How far the read side's slowest projector was behind the log, sampled while it ran.
+    pub projection_lag: LagSummary,
+    /// Every order's `GetOrder` compared with the fold of its stream.
+    pub read_models: Agreement,
     /// Orders submitted per simulated minute, by final status (the chart's data).
     pub per_minute: Vec<BTreeMap<String, u64>>,
     pub checks: Vec<Check>,
@@ -105,6 +110,8 @@ pub struct Inputs<'a> {
     pub submitted: &'a HashMap<String, Submitted>,
     pub rpcs: Vec<RpcSummary>,
     pub flash_sku: Option<String>,
+    pub projection_lag: LagSummary,
+    pub read_models: Agreement,
 }
 
 impl Report {
@@ -219,6 +226,21 @@ impl Report {
                 detail: format!("{late} late, {compensated} compensated"),
             },
         ];
+        let r = &i.read_models;
+        checks.push(Check {
+            name: "read models agree with the event log",
+            ok: r.disagreeing.is_empty() && r.compared == orders,
+            detail: format!(
+                "GetOrder for {} orders: {} differ from their stream's fold{}",
+                r.compared,
+                r.disagreeing.len(),
+                if r.disagreeing.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {:?}", &r.disagreeing[..r.disagreeing.len().min(5)])
+                }
+            ),
+        });
         if let Some(f) = &flash_sale {
             checks.push(Check {
                 name: "flash sale: no oversell",
@@ -251,6 +273,8 @@ impl Report {
             rpcs: i.rpcs,
             stock,
             flash_sale,
+            projection_lag: i.projection_lag,
+            read_models: i.read_models,
             per_minute,
             checks,
         }
@@ -347,6 +371,12 @@ impl Report {
             "events written: {} ({:.0}/s of wall time)",
             self.events,
             self.events as f64 / w.total_s.max(0.001)
+        );
+        let lag = &self.projection_lag;
+        println!(
+            "projection lag (slowest projector, events behind the log, {} samples): p50 {}, \
+             p99 {}, max {}; at the end {}",
+            lag.samples, lag.p50_events, lag.p99_events, lag.max_events, lag.at_end_events
         );
         println!();
         println!("checks against the event log:");

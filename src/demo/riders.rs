@@ -276,8 +276,8 @@ async fn deliver(
             },
         )
         .await;
-    if delivered.is_ok() {
-        ops::after_delivery(sim, order_no, rng).await;
+    if let Ok(reply) = delivered {
+        ops::after_delivery(sim, order_no, reply.consistency_token, rng).await;
     }
 }
 

@@ -19,7 +19,7 @@ use super::rng::Rng;
 use super::sim::Sim;
 use super::system::{Backend, System};
 use super::watch::LogWatch;
-use super::{buyers, merchants, riders, DemoError};
+use super::{buyers, merchants, readside, riders, DemoError};
 
 /// Connections the simulated people share.
 const CONNECTIONS: usize = 4;
@@ -117,6 +117,11 @@ async fn drive_city(
     );
     let stop = CancellationToken::new();
     let watch = LogWatch::start(system.app.store().clone(), stop.child_token());
+    let lag_samples = readside::sample_lag(
+        system.read.clone(),
+        system.app.store().clone(),
+        stop.child_token(),
+    );
     let scale = Scale {
         merchants: city.merchants.len(),
         dishes: city.dish_count(),
@@ -230,6 +235,9 @@ async fn drive_city(
     stop.cancel();
     let _ = offers.await;
     let audit = settled_audit(system).await?;
+    let projection_lag =
+        readside::lag_summary(&system.read, system.app.store().as_ref(), &lag_samples).await?;
+    let read_models = readside::compare(&api, &audit).await;
     if let Some(e) = watch.failure() {
         tracing::warn!(error = %e, "demo: the log watch stopped early");
     }
@@ -250,6 +258,8 @@ async fn drive_city(
         submitted: &sim.all_submitted(),
         rpcs: api.stats().summary(),
         flash_sku,
+        projection_lag,
+        read_models,
     }))
 }
 

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use orderflow_command_service::CommandConfig;
 
-use super::api::Api;
+use orderflow_domain::FailureReason;
+use orderflow_proto::v1 as pb;
+
+use super::api::{Api, Caller};
 use super::city::City;
 use super::clock::SimClock;
 use super::plan::Scenario;
@@ -17,6 +20,8 @@ use super::watch::{Creation, LogWatch};
 
 /// How long a buyer waits for its order to be created before giving up on it (real time).
 const CREATION_WAIT: Duration = Duration::from_secs(60);
+/// One `IsCreated` long-poll waits at most this long (the contract allows 30 s).
+const LONG_POLL_MS: u32 = 10_000;
 
 /// An order the demo submitted, as the demo knows it.
 #[derive(Debug, Clone)]
@@ -95,13 +100,60 @@ impl Sim {
         self.winding_down.load(Ordering::SeqCst)
     }
 
-    /// The order's creation outcome, from the log watch.
-    pub async fn creation(&self, order_no: &str) -> Creation {
-        self.watch.creation(order_no, CREATION_WAIT).await
+    /// The order's creation outcome, as a buyer app learns it: `IsCreated`, long-polled.
+    /// Falls back to the log watch if the query side cannot answer.
+    pub async fn creation(&self, order_no: &str, buyer: i64) -> Creation {
+        let limit = tokio::time::Instant::now() + CREATION_WAIT;
+        while tokio::time::Instant::now() < limit {
+            let reply = self
+                .api
+                .is_created(
+                    Caller::Buyer(buyer),
+                    pb::IsCreatedRequest {
+                        order_no: order_no.to_owned(),
+                        wait_ms: LONG_POLL_MS,
+                    },
+                )
+                .await;
+            let reply = match reply {
+                Ok(r) => r,
+                Err(status) => {
+                    tracing::warn!(%status, "demo: IsCreated failed; asking the log");
+                    return self.watch.creation(order_no, CREATION_WAIT).await;
+                }
+            };
+            match reply.state() {
+                pb::CreationState::Created => return Creation::Created,
+                pb::CreationState::Failed => {
+                    let reason = match reply.failure_reason() {
+                        pb::FailureReason::OutOfStock => FailureReason::OutOfStock,
+                        pb::FailureReason::DishDelisted => FailureReason::DishDelisted,
+                        pb::FailureReason::MerchantClosed => FailureReason::MerchantClosed,
+                        pb::FailureReason::PriceChanged => FailureReason::PriceChanged,
+                        _ => FailureReason::UnknownSku,
+                    };
+                    return Creation::Failed(reason);
+                }
+                // Not yet projected (NOT_FOUND is an error above) or still reserving.
+                _ => {}
+            }
+        }
+        Creation::Unknown
     }
 
-    /// Whether a delivered order was late, from the log watch.
-    pub async fn was_late(&self, order_no: &str) -> Option<bool> {
-        self.watch.late(order_no)
+    /// Whether a delivered order was late, as ops see it: `GetOrder`'s `late`, read at least
+    /// as new as `consistency_token`.
+    pub async fn was_late(&self, order_no: &str, consistency_token: &str) -> Option<bool> {
+        self.api
+            .get_order(
+                Caller::Ops,
+                pb::GetOrderRequest {
+                    order_no: order_no.to_owned(),
+                    consistency_token: consistency_token.to_owned(),
+                },
+            )
+            .await
+            .ok()
+            .map(|o| o.late)
     }
 }

@@ -1,6 +1,6 @@
 //! The system the demo drives: the same command app `serve` builds (store, bus, relay, every
-//! process manager), on the demo's simulated clock, served over gRPC on `127.0.0.1:0` in this
-//! process. Embedded (memory store, in-process bus: nothing durable), or PostgreSQL + NATS in a
+//! process manager) and the read app (order projections, `QueryService`), on the demo's
+//! simulated clock, served together over gRPC on `127.0.0.1:0` in this process. Embedded (memory store, in-process bus: nothing durable), or PostgreSQL + NATS in a
 //! fresh database and under a fresh subject prefix, both removed at the end unless kept.
 
 use std::net::SocketAddr;
@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use orderflow_command_service::processes::{self, Processes};
 use orderflow_command_service::{server, AppError, CommandApp, CommandConfig};
+use orderflow_domain::Shard;
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::bus::{NatsBus, NatsBusConfig, Subjects};
 use orderflow_infra::store::{PgStoreConfig, ShardMap};
+use orderflow_query_service::ReadApp;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -33,6 +35,8 @@ pub enum Backend {
 pub struct System {
     pub app: CommandApp,
     pub processes: Processes,
+    /// The read side: memory read models when embedded, PostgreSQL tables otherwise.
+    pub read: ReadApp,
     pub addr: SocketAddr,
     pub auth: JwtAuth,
     /// The run's database (durable runs), dropped by [`System::finish`] unless kept.
@@ -83,15 +87,34 @@ impl System {
             }
         };
         let processes = processes::start(&app);
+        let sim_now = clock.clone();
+        let read = ReadApp::builder(auth.clone(), app.store().clone())
+            .now(Arc::new(move || sim_now.now()));
+        // The read models live beside shard 0's events, as the deadlines and checkpoints do.
+        let read = match app.postgres() {
+            Some(pg) => read.postgres(pg.pool(Shard::of_id(0)).clone()),
+            None => read.memory(),
+        }
+        .start();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(server::run(app.clone(), listener, async move {
-            let _ = stopped.await;
-        }));
+        let query = read.query_service();
+        let draining = read.clone();
+        let server = tokio::spawn(server::run_with(
+            app.clone(),
+            listener,
+            async move {
+                let _ = stopped.await;
+                // Long-polls answer now, so the drain does not wait for them.
+                draining.begin_shutdown();
+            },
+            move |routes| routes.add_service(query),
+        ));
         Ok(System {
             app,
             processes,
+            read,
             addr,
             auth,
             database,
@@ -133,6 +156,7 @@ impl System {
                 .await
                 .map_err(|e| DemoError::Setup(format!("server task: {e}")))??;
         }
+        self.read.shutdown().await;
         Ok(())
     }
 

@@ -74,7 +74,10 @@ fn assert_invariants(report: &Report) {
     // The per-RPC figures and the events exist.
     let submit = report.rpcs.iter().find(|r| r.rpc == "SubmitOrder").unwrap();
     assert_eq!(submit.calls, report.orders);
-    assert!(report.rpcs.iter().any(|r| r.rpc == "ReportLocation" && r.ok > 0));
+    assert!(report
+        .rpcs
+        .iter()
+        .any(|r| r.rpc == "ReportLocation" && r.ok > 0));
     assert!(report.events > report.orders * 4);
     assert!(!report.per_minute.is_empty());
 }
