@@ -109,10 +109,12 @@ pub struct DemoArgs {
     /// Simulated seconds between two location reports of a moving rider.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub report_every: u64,
-    /// At most this many simulated seconds per real second (the clock also waits for the
-    /// system when it falls behind).
-    #[arg(long, default_value_t = 60.0)]
-    pub speed: f64,
+    /// At most this many simulated seconds per real second (the clock also waits while too
+    /// many calls are unanswered). Default 60 embedded, 20 on PostgreSQL + NATS, whose process
+    /// managers answer in hundreds of milliseconds: much faster and offer windows (30 simulated
+    /// seconds) close before riders' grabs arrive.
+    #[arg(long)]
+    pub speed: Option<f64>,
     /// Where the chart (SVG) goes.
     #[arg(long, default_value = "demo-orders.svg")]
     pub chart: PathBuf,
@@ -143,7 +145,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "give both --database-url and --nats-url (durable), or neither (embedded)"
         ),
     };
-    if matches!(backend, Backend::Embedded) {
+    let durable = matches!(backend, Backend::Durable { .. });
+    if !durable {
         eprintln!(
             "EMBEDDED MODE: events, checkpoints and deadlines live in memory; nothing is durable."
         );
@@ -159,7 +162,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         flash_submits: args.flash_submits as usize,
         seed: args.seed,
         report_every: std::time::Duration::from_secs(args.report_every),
-        speed: args.speed,
+        speed: args.speed.unwrap_or(if durable { 20.0 } else { 60.0 }),
         keep: args.keep,
         config: orderflow_command_service::CommandConfig::from_lookup(|n| std::env::var(n).ok())?,
     };

@@ -99,7 +99,22 @@ async fn the_demo_on_postgres_and_nats_keeps_every_invariant() -> anyhow::Result
         nats_url: nats_url(),
         nats_prefix: unique_name("e2e"),
     };
-    let report = run_demo(&small_city(backend), &Progress::new(false)).await?;
+    // Slower and shorter: the process managers on PostgreSQL + NATS answer in hundreds of
+    // milliseconds in a debug build, and the windows are shortened so the drain is short.
+    let options = DemoOptions {
+        orders: 60,
+        minutes: 10,
+        flash_submits: 40,
+        speed: 20.0,
+        config: CommandConfig {
+            payment_window: Duration::from_secs(5 * 60),
+            reservation_ttl: Duration::from_secs(6 * 60),
+            close_after: Duration::from_secs(2 * 60),
+            ..CommandConfig::default()
+        },
+        ..small_city(backend)
+    };
+    let report = run_demo(&options, &Progress::new(false)).await?;
     assert_eq!(report.backend, "postgres+nats");
     assert_invariants(&report);
     Ok(())
