@@ -26,6 +26,8 @@ pub enum Command {
     /// An order's or a sku's history from the event store (who did what, when, and why).
     #[command(subcommand)]
     Audit(crate::audit::Audit),
+    /// A simulated city driven through the gRPC API in fast time, with a report at the end.
+    Demo(orderflow::demo::DemoArgs),
     /// Measures throughput and latency.
     #[command(subcommand)]
     Bench(crate::bench::Bench),

@@ -21,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Serve(args) => serve::run(args).await,
         cli::Command::Token(args) => serve::token(args),
         cli::Command::Audit(audit) => audit::run(audit).await,
+        cli::Command::Demo(args) => orderflow::demo::run(args).await,
     }
 }
 
