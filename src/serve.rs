@@ -10,9 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use orderflow_command_service::{processes, server, CommandApp, CommandConfig};
+use orderflow_domain::Shard;
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::duration::format_duration;
 use orderflow_infra::store::PgStoreConfig;
+use orderflow_query_service::ReadApp;
 
 use crate::cli::redact;
 
@@ -80,9 +82,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     eprintln!("orderflow serving gRPC on {}", listener.local_addr()?);
-    server::run(app, listener, shutdown_signal())
+    // The read side (order projectors + QueryService) on the same listener.
+    let read = {
+        let builder =
+            ReadApp::builder(app.auth().clone(), app.store().clone()).bus(app.bus().clone());
+        match app.postgres() {
+            Some(pg) => builder.postgres(pg.pool(Shard::of_id(0)).clone()),
+            None => builder,
+        }
+        .start()
+    };
+    let (query, draining) = (read.query_service(), read.clone());
+    let shutdown = async move {
+        shutdown_signal().await;
+        draining.begin_shutdown();
+    };
+    server::run_with(app, listener, shutdown, |routes| routes.add_service(query))
         .await
         .context("gRPC server")?;
+    read.shutdown().await;
     eprintln!("orderflow stopped");
     Ok(())
 }
