@@ -106,7 +106,7 @@ mod tests {
     fn history() -> (OrderNo, Vec<RecordedEvent>) {
         let mut log = Log::new();
         let no = order_no(0, 42);
-        let mut stamp = |log: &mut Log, offset| {
+        let stamp = |log: &mut Log, offset| {
             if let Some(e) = log.events.last_mut() {
                 e.metadata.occurred_at = at(offset);
             }
