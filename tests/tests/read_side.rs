@@ -175,6 +175,69 @@ async fn every_order_view_shows_a_late_delivery_compensated_and_closed() -> anyh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_show_a_cancel_refunded_payment_and_a_failed_submit() -> anyhow::Result<()> {
+    let app = spawn_app().await;
+    app.open_shop(SHOP, SKU, PRICE, 2).await?;
+    // Given an order cancelled by its buyer, then paid anyway (recorded and refunded)
+    let order_no = app.submit(BUYER, SHOP, SKU, 2, PRICE).await?;
+    app.wait_for_status(&order_no, OrderStatus::Created).await?;
+    app.buyer(BUYER)
+        .cancel_order(pb::CancelOrderRequest {
+            request_id: rid(),
+            order_no: order_no.clone(),
+            reason: "changed my mind".into(),
+        })
+        .await?;
+    let paid = app
+        .payment_provider()
+        .confirm_payment(pay_request(rid(), &order_no, "txn-late", 2 * PRICE))
+        .await?;
+    // And a submit the stock cannot cover (the first order's release may not be in yet:
+    // ask for more than there ever was)
+    let failed = app.submit(BUYER, SHOP, SKU, 3, PRICE).await?;
+    app.wait_for_status(&failed, OrderStatus::Failed).await?;
+    let failed_token = order_token(&app, &failed).await?;
+
+    // Then the detail shows the cancel and the refund
+    let buyer = app.buyer_queries(BUYER);
+    let order = buyer
+        .get_order(pb::GetOrderRequest {
+            order_no: order_no.clone(),
+            consistency_token: paid.consistency_token.clone(),
+        })
+        .await?;
+    assert_eq!(order.status(), pb::OrderStatus::Cancelled);
+    assert_eq!(
+        order.refunded.as_ref().map(|m| m.minor_units),
+        Some(2 * PRICE)
+    );
+    assert_eq!(
+        statuses(&order),
+        [
+            pb::OrderStatus::Creating,
+            pb::OrderStatus::Created,
+            pb::OrderStatus::Cancelled
+        ]
+    );
+    // And the buyer's list, filtered by status, shows the failure with its reason
+    let failures = buyer
+        .list_buyer_orders(pb::ListBuyerOrdersRequest {
+            buyer_id: BUYER,
+            statuses: vec![pb::OrderStatus::Failed.into()],
+            consistency_token: failed_token,
+            ..Default::default()
+        })
+        .await?;
+    assert_eq!(numbers(&failures), vec![failed.clone()]);
+    assert_eq!(
+        failures.orders[0].failure_reason(),
+        pb::FailureReason::OutOfStock
+    );
+
+    app.shutdown().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn is_created_long_poll_answers_once_the_saga_decides() -> anyhow::Result<()> {
     let app = spawn_app().await;
     app.open_shop(SHOP, SKU, PRICE, 1).await?;

@@ -211,6 +211,15 @@ impl Rebuild {
     }
 }
 
+/// The consistency token of the last event of an order (read from the store).
+pub async fn order_token(app: &orderflow_tests::TestApp, order_no: &str) -> anyhow::Result<String> {
+    let events = app.read_all(&OrderNo::parse(order_no)?.stream_id()).await?;
+    let last = events
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("order {order_no} has no events"))?;
+    Ok(ConsistencyToken::new(last.shard, last.position).to_string())
+}
+
 /// Until `projector` has applied every shard up to the store's head now.
 pub async fn wait_caught_up(projector: &Projector, store: &dyn EventStore) -> anyhow::Result<()> {
     for shard in Shard::all() {
