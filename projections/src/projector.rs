@@ -9,7 +9,7 @@
 //! A failing `apply` is retried with back-off, forever: a read model must not skip an event
 //! (that would be a hole nobody sees). A model that cannot *decode* an event logs it and
 //! moves on (the same choice as the rider-geo index: one unreadable event must not stop
-//! every query); such events are counted in [`ProjectorStats`].
+//! every query); the command side dead-letters the same event, where an operator sees it.
 //!
 //! Shutdown: the token stops each shard task between batches; a batch in hand is finished
 //! (its transaction commits or rolls back whole), so there is nothing to flush.

@@ -93,3 +93,68 @@ pub fn order_as_of(events: &[RecordedEvent], as_of: Timestamp) -> Option<OrderVi
 pub fn parties(events: &[RecordedEvent]) -> Option<OrderParties> {
     order_as_of(events, Timestamp::from_millis(i64::MAX)).map(|v| convert::parties(&v))
 }
+
+#[cfg(test)]
+mod tests {
+    use orderflow_domain::order::{OrderPaid, OrderStatus};
+    use orderflow_domain::PaymentTxnId;
+    use orderflow_projections::testing::fixtures::{at, cny, created, order_no, submitted, Log};
+
+    use super::*;
+
+    /// An order submitted, created and paid, each event decided at its own time.
+    fn history() -> (OrderNo, Vec<RecordedEvent>) {
+        let mut log = Log::new();
+        let no = order_no(0, 42);
+        let stamp = |log: &mut Log, offset| {
+            if let Some(e) = log.events.last_mut() {
+                e.metadata.occurred_at = at(offset);
+            }
+        };
+        log.order(&no, submitted(&no, 42, 7, "Tea", "1 Road", 0));
+        stamp(&mut log, 0);
+        log.order(&no, created(10));
+        stamp(&mut log, 10);
+        log.order(
+            &no,
+            OrderPaid {
+                txn: PaymentTxnId::parse("txn-1").unwrap(),
+                amount: cny(5600),
+                at: at(20),
+            },
+        );
+        stamp(&mut log, 20);
+        (no, log.events)
+    }
+
+    #[test]
+    fn as_of_folds_the_events_decided_by_then() {
+        let (_, events) = history();
+        assert!(order_as_of(&events, at(-1)).is_none(), "not yet submitted");
+        let created = order_as_of(&events, at(15)).unwrap();
+        assert_eq!(created.status, OrderStatus::Created);
+        assert_eq!(created.timeline.len(), 2);
+        assert_eq!(
+            order_as_of(&events, at(20)).unwrap().status,
+            OrderStatus::Paid
+        );
+    }
+
+    #[test]
+    fn history_shows_every_event_with_its_metadata() {
+        let (no, events) = history();
+        let h = order_history(&no, &events);
+        assert_eq!(h.order_no, no.to_string());
+        let types: Vec<_> = h.events.iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(types, ["OrderSubmitted", "OrderCreated", "OrderPaid"]);
+        let paid = &h.events[2];
+        assert_eq!((paid.stream_version, paid.event_version), (3, 1));
+        assert!(paid.payload_json.contains("txn-1"));
+        assert!(!paid.command_id.is_empty() && !paid.correlation_id.is_empty());
+        assert_eq!(paid.actor.as_ref().unwrap().subject, "orderflow:suite");
+        assert_eq!(
+            parties(&events).unwrap().buyer,
+            orderflow_domain::BuyerId::new(42).unwrap()
+        );
+    }
+}

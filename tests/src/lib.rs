@@ -10,6 +10,8 @@
 //! - a tonic client, and a [`Client`] per role that attaches a token minted for it at the
 //!   test clock's "now" (`app.buyer(42)`, `app.merchant(7)`, `app.rider(3)`, `app.ops()`,
 //!   `app.payment_provider()`);
+//! - the read side on the same listener ([`ReadApp`]: the order projectors into PostgreSQL
+//!   and `QueryService`), with a [`QueryClient`] per role (`app.queries_as_buyer(42)`, …);
 //! - readers that fold a stream with the domain's decider (what the store holds is what the
 //!   tests assert on), and bounded waits for what process managers do asynchronously.
 //!
@@ -18,6 +20,10 @@
 //! Every app must end with [`TestApp::shutdown`] (server, process managers, store, then the
 //! JetStream streams). If a test panics first, `Drop` still deletes the streams.
 #![forbid(unsafe_code)]
+
+mod queries;
+
+pub use queries::QueryClient;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -33,7 +39,7 @@ use orderflow_command_service::saga::RefundRequest;
 use orderflow_command_service::{AppError, Clock, CommandApp, CommandConfig, ManualClock};
 use orderflow_domain::order::{Order, OrderEvent, OrderState, OrderStatus, PlacedOrder};
 use orderflow_domain::sku::{Sku, SkuEvent, SkuState, StockLevel};
-use orderflow_domain::{Decider, DomainEvent, OrderNo, Role, SkuId, StreamId, Timestamp};
+use orderflow_domain::{Decider, DomainEvent, OrderNo, Role, Shard, SkuId, StreamId, Timestamp};
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::bus::{
     ConsumerConfig, EventBus, NatsBus, NatsBusConfig, Subjects, TransientSubscription,
@@ -42,6 +48,8 @@ use orderflow_infra::store::{EventStore, PgStoreConfig, RecordedEvent};
 use orderflow_infra::testing::{nats_url, unique_name, TestDatabase};
 use orderflow_proto::v1 as pb;
 use orderflow_proto::v1::command_service_client::CommandServiceClient;
+use orderflow_proto::v1::query_service_client::QueryServiceClient;
+use orderflow_query_service::ReadApp;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -59,7 +67,7 @@ pub const CURRENCY: &str = "CNY";
 /// two shared cores, and the deadline firer looks at the clock at most once a second.
 pub const WAIT: Duration = Duration::from_secs(20);
 /// How long a token minted by a role client lives, on the test clock.
-const TOKEN_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Page size when reading a stream back.
 const PAGE: usize = 1_000;
 
@@ -153,6 +161,19 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .await
         .expect("the command side starts on Postgres + NATS");
     let processes = processes::start(&app);
+    let read = {
+        let clock = backing.clock.clone();
+        let pool = app
+            .postgres()
+            .expect("the app runs on Postgres")
+            .pool(Shard::of_id(0))
+            .clone();
+        ReadApp::builder(auth.clone(), app.store().clone())
+            .postgres(pool)
+            .bus(app.bus().clone())
+            .now(Arc::new(move || clock.now()))
+            .start()
+    };
 
     // A connection of our own to the same streams: to read the payments stream, subscribe
     // to offers, and delete everything at the end.
@@ -169,13 +190,19 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("a bound address");
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(orderflow_command_service::server::run(
-        app.clone(),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let server = {
+        let (read, query) = (read.clone(), read.query_service());
+        tokio::spawn(orderflow_command_service::server::run_with(
+            app.clone(),
+            listener,
+            async move {
+                let _ = stopped.await;
+                // Long-polls answer and watches end, so the server's drain does not wait.
+                read.begin_shutdown();
+            },
+            |routes| routes.add_service(query),
+        ))
+    };
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("a valid uri")
         .connect()
@@ -184,7 +211,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     TestApp {
         app,
         processes,
+        read,
         clock: backing.clock.clone(),
+        queries: QueryServiceClient::new(channel.clone()),
         client: CommandServiceClient::new(channel),
         addr,
         backing,
@@ -212,8 +241,11 @@ fn init_logs() {
 pub struct TestApp {
     pub app: CommandApp,
     pub processes: Processes,
+    /// The read side: order projectors into this app's database, and `QueryService`.
+    pub read: ReadApp,
     pub clock: ManualClock,
     pub client: CommandServiceClient<Channel>,
+    pub queries: QueryServiceClient<Channel>,
     pub addr: SocketAddr,
     pub backing: Backing,
     /// The harness's own connection to this app's streams.
@@ -259,6 +291,7 @@ impl TestApp {
                 .context("server task")?
                 .context("server")?;
         }
+        self.read.shutdown().await;
         Ok(())
     }
 
