@@ -26,6 +26,8 @@ pub enum Command {
     /// An order's or a sku's history from the event store (who did what, when, and why).
     #[command(subcommand)]
     Audit(crate::audit::Audit),
+    /// Rebuilds a projection from position 0 beside the live one, then swaps it in.
+    Replay(crate::replay::ReplayArgs),
     /// Measures throughput and latency.
     #[command(subcommand)]
     Bench(crate::bench::Bench),

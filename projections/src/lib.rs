@@ -23,6 +23,7 @@ pub mod model;
 pub mod orders;
 pub mod pg;
 pub mod projector;
+pub mod replay;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
