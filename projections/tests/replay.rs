@@ -386,3 +386,77 @@ async fn an_interrupted_rebuild_leaves_the_live_model_untouched() {
     held.swap().await.expect("swap");
     live.shutdown.cancel();
 }
+
+/// Rebuild speed (docs/BENCHMARKS.md, "Rebuild"): `REPLAY_BENCH_ORDERS` random orders
+/// (default 20,000, about 4.5 events each), every rebuildable projection rebuilt in turn with
+/// the default configuration, live projectors idle; next to it, the same run's ceilings:
+/// reading the whole store with `read_shard` alone, and PostgreSQL copying the rebuilt
+/// `order_detail` rows into an indexed clone server-side.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+async fn replay_speed() {
+    let orders: i64 = std::env::var("REPLAY_BENCH_ORDERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let live = Live::start().await;
+    let mut rng = Rng(0xbe7c_0004);
+    for round in 0..(orders + 999) / 1_000 {
+        live.feed(&mut rng, round, 1_000.min(orders - round * 1_000))
+            .await;
+    }
+    live.settle().await;
+    live.shutdown.cancel();
+    let heads = replay::heads(live.store.as_ref()).await.expect("heads");
+    let events: u64 = heads.values().map(|p| p.get()).sum();
+
+    let config = ReplayConfig::default();
+    let read_started = std::time::Instant::now();
+    let mut read = 0usize;
+    for shard in Shard::all() {
+        let mut after = Position::ZERO;
+        loop {
+            let batch = live
+                .store
+                .read_shard(shard, after, config.batch)
+                .await
+                .expect("read");
+            let Some(last) = batch.last() else { break };
+            after = last.position;
+            read += batch.len();
+        }
+    }
+    let read_rate = read as f64 / read_started.elapsed().as_secs_f64();
+
+    println!("store: {events} events, {orders} orders");
+    println!(
+        "read_shard alone (batch {}): {read_rate:.0} events/s",
+        config.batch
+    );
+    for target in replay::CATALOG {
+        let report = Replay::run(target, live.config(), live.store.clone(), config.clone())
+            .await
+            .expect("replay");
+        println!(
+            "replay {}: {} events in {:.2}s = {:.0} events/s",
+            target.name,
+            report.events,
+            report.elapsed.as_secs_f64(),
+            report.events_per_second()
+        );
+    }
+    let client = live.pool.get().await.expect("client");
+    client
+        .batch_execute("CREATE TABLE ceiling_detail (LIKE order_detail INCLUDING ALL)")
+        .await
+        .expect("ceiling table");
+    let copy_started = std::time::Instant::now();
+    let copied = client
+        .execute("INSERT INTO ceiling_detail SELECT * FROM order_detail", &[])
+        .await
+        .expect("copy");
+    println!(
+        "ceiling: PostgreSQL copies {copied} order_detail rows server-side at {:.0} rows/s",
+        copied as f64 / copy_started.elapsed().as_secs_f64()
+    );
+}
