@@ -49,7 +49,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let map = crate::cli::shard_map(args.database_url.as_deref(), args.shard_map.as_deref())?
         .context(
             "replay rebuilds PostgreSQL read models: give --database-url (or \
-             ORDERFLOW_DATABASE_URL). An embedded serve rebuilds its memory models at start",
+             ORDERFLOW_DATABASE_URL). An embedded serve keeps its models in its own memory",
         )?;
     let read_url = map.databases()[map.database_of(Shard::of_id(0))].clone();
     let live: tokio_postgres::Config = read_url.parse().context("--database-url")?;
