@@ -187,20 +187,27 @@ impl Replay {
         let (shadow, store, batch) = (&self.shadow, &self.store, self.config.batch);
         let applied: Vec<u64> = futures::stream::iter(Shard::all())
             .map(|shard| {
-                let mut after = from.get(&shard).copied().unwrap_or(Position::ZERO);
+                let after = from.get(&shard).copied().unwrap_or(Position::ZERO);
                 let until = until.get(&shard).copied().unwrap_or(Position::ZERO);
                 async move {
-                    let mut applied = 0u64;
-                    while after < until {
+                    // Reads the next batch while the shadow applies this one.
+                    let read = |after: Position| async move {
+                        if after >= until {
+                            return Ok(Vec::new());
+                        }
                         let room = usize::try_from(until.get() - after.get()).unwrap_or(batch);
                         let mut events = store.read_shard(shard, after, batch.min(room)).await?;
                         events.retain(|e| e.position <= until);
-                        let Some(last) = events.last().map(|e| e.position) else {
-                            break;
-                        };
-                        shadow.apply(shard, &events).await?;
+                        Ok::<_, ProjectionError>(events)
+                    };
+                    let mut applied = 0u64;
+                    let mut next = read(after).await?;
+                    while let Some(last) = next.last().map(|e| e.position) {
+                        let events = std::mem::take(&mut next);
+                        let (done, ahead) = tokio::join!(shadow.apply(shard, &events), read(last));
+                        done?;
+                        next = ahead?;
                         applied += events.len() as u64;
-                        after = last;
                     }
                     Ok::<u64, ProjectionError>(applied)
                 }
