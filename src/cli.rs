@@ -28,6 +28,8 @@ pub enum Command {
     Audit(crate::audit::Audit),
     /// A simulated city driven through the gRPC API in fast time, with a report at the end.
     Demo(orderflow::demo::DemoArgs),
+    /// Rebuilds a projection from position 0 beside the live one, then swaps it in.
+    Replay(crate::replay::ReplayArgs),
     /// Measures throughput and latency.
     #[command(subcommand)]
     Bench(crate::bench::Bench),

@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod config;
 mod metrics;
+mod replay;
 mod serve;
 
 use clap::Parser;
@@ -22,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Token(args) => serve::token(args),
         cli::Command::Audit(audit) => audit::run(audit).await,
         cli::Command::Demo(args) => orderflow::demo::run(args).await,
+        cli::Command::Replay(args) => replay::run(args).await,
     }
 }
 

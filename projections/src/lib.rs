@@ -25,6 +25,7 @@ pub mod model;
 pub mod orders;
 pub mod pg;
 pub mod projector;
+pub mod replay;
 pub mod riders;
 pub mod stats;
 pub mod stock;

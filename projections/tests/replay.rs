@@ -1,0 +1,558 @@
+//! `orderflow replay` on PostgreSQL: after a random workload the rebuilt tables equal the
+//! live ones row for row, queries answer during the rebuild and after the swap, the live
+//! projector carries on from the swapped checkpoint, and an interrupted rebuild changes
+//! nothing live.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderflow_domain::order::OrderCancelled;
+use orderflow_domain::rider::{RiderEvent, RiderLocationReported, RiderWentOnline};
+use orderflow_domain::sku::{
+    DishListed, ReleaseReason, SkuEvent, StockAdded, StockDeducted, StockReleased, StockReserved,
+};
+use orderflow_domain::{
+    Capacity, GeoPoint, Name, OrderNo, Quantity, RestockQuantity, RiderId, Shard, SkuId, StreamId,
+};
+use orderflow_infra::migrate;
+use orderflow_infra::store::{
+    AppendRequest, CommandId, ConsistencyToken, EventStore, ExpectedVersion, NewEvent,
+    PgEventStore, PgStoreConfig, Position, RecordedEvent, ShardMap,
+};
+use orderflow_infra::testing::TestDatabase;
+use orderflow_projections::orders::{OrderDetailReader, PgOrderDetail};
+use orderflow_projections::replay::{self, shadow_schema, Rebuildable, Replay, ReplayConfig};
+use orderflow_projections::testing::fixtures::{self, Log};
+use orderflow_projections::{Projector, ProjectorConfig};
+use tokio_util::sync::CancellationToken;
+
+/// A small deterministic generator (xorshift64*): the workload is random but reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// Valid domain events for `orders` orders (random buyers, merchants and lifecycles) and
+/// their merchants, as the store would take them.
+fn workload(rng: &mut Rng, round: i64, orders: i64) -> Log {
+    const DISHES: [&str; 4] = ["Beef Noodles", "Dumplings", "Mapo Tofu", "Fried Rice"];
+    let mut log = Log::new();
+    for m in 1..=6 {
+        let merchant = fixtures::merchant(m);
+        if round == 0 {
+            log.merchant(merchant, fixtures::opened(&format!("Kitchen {m}")));
+        } else if rng.below(2) == 0 {
+            log.merchant(
+                merchant,
+                fixtures::renamed(&format!("Kitchen {m} r{round}")),
+            );
+        }
+    }
+    // The stock ledger, the catalog's menus and the rider index need their own streams: every
+    // dish listed and stocked once, riders online and moving each round.
+    if round == 0 {
+        for dish in DISHES {
+            sku(
+                &mut log,
+                dish,
+                DishListed {
+                    merchant: fixtures::merchant(1),
+                    name: Name::parse(dish).expect("name"),
+                    price: fixtures::cny(2800),
+                    at: fixtures::at(0),
+                },
+            );
+            sku(
+                &mut log,
+                dish,
+                StockAdded {
+                    quantity: RestockQuantity::new(1_000_000).expect("quantity"),
+                    at: fixtures::at(0),
+                },
+            );
+        }
+    }
+    for r in 1..=8 {
+        let rider = RiderId::new(r).expect("rider id");
+        let location =
+            GeoPoint::new(31.2 + rng.below(100) as f64 / 1_000.0, 121.47).expect("location");
+        let event: RiderEvent = if round == 0 {
+            RiderWentOnline {
+                location,
+                capacity: Capacity::new(3).expect("capacity"),
+                at: fixtures::at(round * 10_000_000),
+            }
+            .into()
+        } else {
+            RiderLocationReported {
+                location,
+                at: fixtures::at(round * 10_000_000),
+            }
+            .into()
+        };
+        log.record(&rider.stream_id(), event);
+    }
+    for i in 0..orders {
+        let offset = round * 10_000_000 + i * 1_000;
+        let buyer = 1 + rng.below(200) as i64;
+        let no = fixtures::order_no(offset, buyer);
+        let dish = DISHES[rng.below(4) as usize];
+        let merchant = 1 + rng.below(6) as i64;
+        let address = format!("{} Huaihai Road", 1 + rng.below(999));
+        log.order(
+            &no,
+            fixtures::submitted(&no, buyer, merchant, dish, &address, offset),
+        );
+        let outcome = rng.below(6);
+        if outcome >= 2 {
+            sku(
+                &mut log,
+                dish,
+                StockReserved {
+                    order_no: no.clone(),
+                    quantity: two(),
+                    unit_price: fixtures::cny(2800),
+                    expires_at: fixtures::at(offset + 600_000),
+                    at: fixtures::at(offset + 3),
+                },
+            );
+            match outcome {
+                2 => {}
+                4 => sku(
+                    &mut log,
+                    dish,
+                    StockReleased {
+                        order_no: no.clone(),
+                        quantity: two(),
+                        reason: ReleaseReason::OrderCancelled,
+                        at: fixtures::at(offset + 10),
+                    },
+                ),
+                _ => sku(
+                    &mut log,
+                    dish,
+                    StockDeducted {
+                        order_no: no.clone(),
+                        quantity: two(),
+                        at: fixtures::at(offset + 10),
+                    },
+                ),
+            }
+        }
+        match outcome {
+            0 => {}
+            1 => {
+                log.order(&no, fixtures::failed(offset + 5));
+            }
+            2 => {
+                log.order(&no, fixtures::created(offset + 5));
+            }
+            3 => {
+                log.order(&no, fixtures::created(offset + 5));
+                log.order(&no, fixtures::paid(offset + 9));
+            }
+            4 => {
+                log.order(&no, fixtures::created(offset + 5));
+                log.order(
+                    &no,
+                    OrderCancelled {
+                        cause: fixtures::buyer_cancel(),
+                        at: fixtures::at(offset + 9),
+                    },
+                );
+            }
+            _ => fixtures::late_delivery(&mut log, &no, 1 + rng.below(50) as i64),
+        }
+    }
+    log
+}
+
+/// Records a stock event on the stream of `dish`'s sku (the id `submitted` puts on the line).
+fn sku(log: &mut Log, dish: &str, event: impl Into<SkuEvent>) {
+    let id = SkuId::parse(dish.to_lowercase().replace(' ', "-")).expect("sku");
+    log.record(&id.stream_id(), event.into());
+}
+
+fn two() -> Quantity {
+    Quantity::new(2).expect("quantity")
+}
+
+/// Appends the log's events, one append per event, streams interleaved at random (each
+/// stream's own order kept).
+async fn append(store: &dyn EventStore, rng: &mut Rng, log: Log) {
+    let mut streams: HashMap<StreamId, VecDeque<RecordedEvent>> = HashMap::new();
+    for e in log.events {
+        streams.entry(e.stream.clone()).or_default().push_back(e);
+    }
+    let mut queues: Vec<VecDeque<RecordedEvent>> = streams.into_values().collect();
+    let mut requests = Vec::new();
+    while !queues.is_empty() {
+        let i = rng.below(queues.len() as u64) as usize;
+        let e = queues[i].pop_front().expect("non-empty queue");
+        if queues[i].is_empty() {
+            queues.swap_remove(i);
+        }
+        let mut metadata = e.metadata.clone();
+        metadata.command_id = CommandId::random();
+        requests.push(AppendRequest {
+            stream: e.stream.clone(),
+            // Merchant streams get events in several rounds of separate logs.
+            expected: if e.stream.category() == "merchant" {
+                ExpectedVersion::Any
+            } else {
+                ExpectedVersion::Exact(e.stream_version - 1)
+            },
+            events: vec![NewEvent::new(e.event_type, e.event_version, e.payload)],
+            metadata,
+        });
+    }
+    for chunk in requests.chunks(64) {
+        for outcome in store.append_many(chunk.to_vec()).await {
+            outcome.expect("append");
+        }
+    }
+}
+
+struct Live {
+    database: TestDatabase,
+    pool: deadpool_postgres::Pool,
+    store: Arc<PgEventStore>,
+    projectors: Vec<Projector>,
+    shutdown: CancellationToken,
+}
+
+impl Live {
+    /// A migrated database, its store, and a live projector per rebuildable projection.
+    async fn start() -> Live {
+        let database = TestDatabase::create().await;
+        let pool = database.pool(8);
+        migrate::run(&pool, migrate::MIGRATIONS)
+            .await
+            .expect("migrations apply");
+        let store = Arc::new(
+            PgEventStore::connect(PgStoreConfig::new(ShardMap::single(database.url.clone())))
+                .await
+                .expect("store"),
+        );
+        let shutdown = CancellationToken::new();
+        let config = ProjectorConfig {
+            batch: 64,
+            publish: false,
+        };
+        // The projectors have a pool of their own, as in the `projections` role: during a
+        // swap their shard tasks wait holding connections, and queries must not wait for them.
+        let projector_pool = database.pool(8);
+        let projectors: Vec<Projector> = replay::CATALOG
+            .iter()
+            .map(|r| {
+                let model = (r.model)(projector_pool.clone());
+                Projector::new(model, store.clone(), None, config.clone())
+            })
+            .collect();
+        for p in &projectors {
+            tokio::spawn(p.clone().run(shutdown.clone()));
+        }
+        Live {
+            database,
+            pool,
+            store,
+            projectors,
+            shutdown,
+        }
+    }
+
+    /// Appends a random workload of `orders` orders.
+    async fn feed(&self, rng: &mut Rng, round: i64, orders: i64) {
+        let log = workload(rng, round, orders);
+        append(self.store.as_ref(), rng, log).await;
+    }
+
+    /// Waits until every live projector has applied every shard's head.
+    async fn settle(&self) {
+        let heads = replay::heads(self.store.as_ref()).await.expect("heads");
+        for p in &self.projectors {
+            for (shard, head) in &heads {
+                p.applied()
+                    .wait_for(
+                        ConsistencyToken::new(*shard, *head),
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("{} did not catch up: {e}", p.name()));
+            }
+        }
+    }
+
+    fn config(&self) -> tokio_postgres::Config {
+        self.database.url.parse().expect("url")
+    }
+
+    async fn replay(&self, target: &'static Rebuildable) -> Replay {
+        let config = ReplayConfig {
+            batch: 100,
+            concurrency: 2,
+            tail: 100,
+        };
+        Replay::prepare(target, self.config(), self.store.clone(), config)
+            .await
+            .expect("prepare")
+    }
+}
+
+/// Every row of `schema.table` (a partitioned table: all its partitions), as JSON text, sorted.
+async fn rows(pool: &deadpool_postgres::Pool, schema: &str, table: &str) -> Vec<String> {
+    let client = pool.get().await.expect("client");
+    client
+        .query(
+            &format!("SELECT to_jsonb(t)::text FROM \"{schema}\".\"{table}\" t ORDER BY 1"),
+            &[],
+        )
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A projection's checkpoints in `schema`.
+async fn checkpoints(pool: &deadpool_postgres::Pool, schema: &str, name: &str) -> Vec<(i16, i64)> {
+    let client = pool.get().await.expect("client");
+    client
+        .query(
+            &format!(
+                "SELECT shard, position FROM \"{schema}\".checkpoints
+                 WHERE name = $1 AND position > 0 ORDER BY shard"
+            ),
+            &[&format!("projection:{name}")],
+        )
+        .await
+        .expect("checkpoints")
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+async fn snapshot(live: &Live, target: &Rebuildable, schema: &str) -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    for table in target.tables {
+        all.push(rows(&live.pool, schema, table).await);
+    }
+    all
+}
+
+/// Some order of the workload, to query.
+async fn some_order(live: &Live) -> OrderNo {
+    let client = live.pool.get().await.expect("client");
+    let no: String = client
+        .query_one("SELECT min(order_no) FROM public.order_detail", &[])
+        .await
+        .expect("an order")
+        .get(0);
+    OrderNo::parse(no).expect("order number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilt_models_equal_the_live_ones_row_for_row_and_swap_in() {
+    // Given a random workload applied by the live projectors
+    let live = Live::start().await;
+    let mut rng = Rng(0x5eed_0004);
+    live.feed(&mut rng, 0, 150).await;
+    live.settle().await;
+    let probe = some_order(&live).await;
+    let reader = PgOrderDetail::new(live.pool.clone());
+
+    for target in replay::CATALOG {
+        // When each projection is rebuilt from position 0, more events arriving meanwhile
+        let mut replay = live.replay(target).await;
+        replay.catch_up().await.expect("catch up");
+        assert!(reader
+            .get(&probe)
+            .await
+            .expect("query during rebuild")
+            .is_some());
+        live.feed(&mut rng, 1, 20).await;
+        live.settle().await;
+        let held = replay.hold().await.expect("hold");
+
+        // Then, before the swap, the shadow equals the live model row for row
+        let schema = shadow_schema(target.name);
+        let before = snapshot(&live, target, "public").await;
+        assert!(
+            before.iter().all(|t| !t.is_empty()),
+            "{}: empty",
+            target.name
+        );
+        assert_eq!(
+            snapshot(&live, target, &schema).await,
+            before,
+            "{} rebuilt differs",
+            target.name
+        );
+        assert_eq!(
+            checkpoints(&live.pool, &schema, target.name).await,
+            checkpoints(&live.pool, "public", target.name).await,
+        );
+        assert!(reader
+            .get(&probe)
+            .await
+            .expect("query while held")
+            .is_some());
+
+        // And after the swap the live tables are the rebuilt ones, queries answer, and the
+        // live projector carries on on them
+        let report = held.swap().await.expect("swap");
+        assert!(report.events > 0);
+        assert_eq!(snapshot(&live, target, "public").await, before);
+        assert!(reader
+            .get(&probe)
+            .await
+            .expect("query after swap")
+            .is_some());
+        live.feed(&mut rng, 2, 10).await;
+        live.settle().await;
+        let after = snapshot(&live, target, "public").await;
+        assert!(
+            after[0].len() > before[0].len(),
+            "{}: no new rows",
+            target.name
+        );
+    }
+
+    // And a second rebuild of every projection again equals the (swapped, advanced) live one
+    for target in replay::CATALOG {
+        let mut replay = live.replay(target).await;
+        replay.catch_up().await.expect("catch up");
+        let held = replay.hold().await.expect("hold");
+        assert_eq!(
+            snapshot(&live, target, &shadow_schema(target.name)).await,
+            snapshot(&live, target, "public").await,
+        );
+        held.swap().await.expect("swap");
+    }
+    live.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rebuild_leaves_the_live_model_untouched() {
+    // Given a settled live model
+    let live = Live::start().await;
+    let mut rng = Rng(0x1e7e_0004);
+    live.feed(&mut rng, 0, 80).await;
+    live.settle().await;
+    let target = replay::find("order_detail").expect("order_detail is rebuildable");
+    let before = snapshot(&live, target, "public").await;
+    let marks = checkpoints(&live.pool, "public", target.name).await;
+
+    // When one rebuild stops halfway, and another stops while holding the live checkpoints
+    let heads = replay::heads(live.store.as_ref()).await.expect("heads");
+    let half: HashMap<Shard, Position> = heads
+        .iter()
+        .map(|(s, p)| (*s, Position::new(p.get() / 2)))
+        .collect();
+    let mut halfway = live.replay(target).await;
+    assert!(halfway.catch_up_to(&half).await.expect("half") > 0);
+    drop(halfway);
+    let mut held = live.replay(target).await;
+    held.catch_up().await.expect("catch up");
+    drop(held.hold().await.expect("hold"));
+
+    // Then the live rows and checkpoints are as they were, and the live projector still
+    // applies new events (nothing stays locked)
+    assert_eq!(snapshot(&live, target, "public").await, before);
+    assert_eq!(checkpoints(&live.pool, "public", target.name).await, marks);
+    live.feed(&mut rng, 1, 10).await;
+    live.settle().await;
+    assert!(snapshot(&live, target, "public").await[0].len() > before[0].len());
+
+    // And a rebuild started afresh completes and equals the live model
+    let mut replay = live.replay(target).await;
+    replay.catch_up().await.expect("catch up");
+    let held = replay.hold().await.expect("hold");
+    assert_eq!(
+        snapshot(&live, target, &shadow_schema(target.name)).await,
+        snapshot(&live, target, "public").await,
+    );
+    held.swap().await.expect("swap");
+    live.shutdown.cancel();
+}
+
+/// Rebuild speed (docs/BENCHMARKS.md, "Rebuild"): `REPLAY_BENCH_ORDERS` random orders
+/// (default 20,000, about 4.5 events each), every rebuildable projection rebuilt in turn with
+/// the default configuration, live projectors idle; next to it, the same run's ceilings:
+/// reading the whole store with `read_shard` alone, and PostgreSQL copying the rebuilt
+/// `order_detail` rows into an indexed clone server-side.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+async fn replay_speed() {
+    let orders: i64 = std::env::var("REPLAY_BENCH_ORDERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let live = Live::start().await;
+    let mut rng = Rng(0xbe7c_0004);
+    for round in 0..(orders + 999) / 1_000 {
+        live.feed(&mut rng, round, 1_000.min(orders - round * 1_000))
+            .await;
+    }
+    live.settle().await;
+    live.shutdown.cancel();
+    let heads = replay::heads(live.store.as_ref()).await.expect("heads");
+    let events: u64 = heads.values().map(|p| p.get()).sum();
+
+    let config = ReplayConfig::default();
+    let read_started = std::time::Instant::now();
+    let mut read = 0usize;
+    for shard in Shard::all() {
+        let mut after = Position::ZERO;
+        loop {
+            let batch = live
+                .store
+                .read_shard(shard, after, config.batch)
+                .await
+                .expect("read");
+            let Some(last) = batch.last() else { break };
+            after = last.position;
+            read += batch.len();
+        }
+    }
+    let read_rate = read as f64 / read_started.elapsed().as_secs_f64();
+
+    println!("store: {events} events, {orders} orders");
+    println!(
+        "read_shard alone (batch {}): {read_rate:.0} events/s",
+        config.batch
+    );
+    for target in replay::CATALOG {
+        let report = Replay::run(target, live.config(), live.store.clone(), config.clone())
+            .await
+            .expect("replay");
+        println!(
+            "replay {}: {} events in {:.2}s = {:.0} events/s",
+            target.name,
+            report.events,
+            report.elapsed.as_secs_f64(),
+            report.events_per_second()
+        );
+    }
+    let client = live.pool.get().await.expect("client");
+    client
+        .batch_execute("CREATE TABLE ceiling_detail (LIKE order_detail INCLUDING ALL)")
+        .await
+        .expect("ceiling table");
+    let copy_started = std::time::Instant::now();
+    let copied = client
+        .execute("INSERT INTO ceiling_detail SELECT * FROM order_detail", &[])
+        .await
+        .expect("copy");
+    println!(
+        "ceiling: PostgreSQL copies {copied} order_detail rows server-side at {:.0} rows/s",
+        copied as f64 / copy_started.elapsed().as_secs_f64()
+    );
+}
