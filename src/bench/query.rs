@@ -88,7 +88,9 @@ async fn measure(db: &BenchDatabase, args: &QueryArgs) -> anyhow::Result<QueryBe
         .await
         .context("connecting the event store")?;
     let pool = store.pool(Shard::of_id(0)).clone();
-    let dataset = Dataset { orders: args.orders };
+    let dataset = Dataset {
+        orders: args.orders,
+    };
     eprintln!(
         "bench query: {} orders of {} buyers; {} clients over {} connections; pool {}; {} cores",
         dataset.orders,

@@ -90,7 +90,13 @@ fn request(dataset: Dataset, i: u64) -> anyhow::Result<AppendRequest> {
     let events = seed::order_events(&dataset, i)
         .into_iter()
         .take(2)
-        .map(|e| Ok(NewEvent::new(e.event_type(), e.event_version(), e.encode()?)))
+        .map(|e| {
+            Ok(NewEvent::new(
+                e.event_type(),
+                e.event_version(),
+                e.encode()?,
+            ))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(AppendRequest {
         stream: no.stream_id(),

@@ -59,7 +59,10 @@ impl RpcLoad {
                 report::record(&mut self.latency, started.elapsed());
             }
             Err(status) => {
-                *self.errors.entry(format!("{:?}", status.code())).or_default() += 1;
+                *self
+                    .errors
+                    .entry(format!("{:?}", status.code()))
+                    .or_default() += 1;
             }
         }
     }
@@ -97,7 +100,15 @@ pub async fn run(
             let (auth, ops) = (auth.clone(), ops.clone());
             let as_ops = c % 4 == 3;
             tokio::spawn(async move {
-                reader(client, auth, as_ops.then_some(ops), dataset, c as u64, deadline).await
+                reader(
+                    client,
+                    auth,
+                    as_ops.then_some(ops),
+                    dataset,
+                    c as u64,
+                    deadline,
+                )
+                .await
             })
         })
         .collect();

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use futures::future::try_join_all;
 use orderflow_domain::order::{OrderCreated, OrderEvent, OrderLine, OrderPaid, OrderSubmitted};
 use orderflow_domain::{
-    Actor, Address, BuyerId, DomainEvent, MerchantId, Money, Name, OrderNo, PaymentTxnId,
-    Quantity, Shard, SkuId, Timestamp,
+    Actor, Address, BuyerId, DomainEvent, MerchantId, Money, Name, OrderNo, PaymentTxnId, Quantity,
+    Shard, SkuId, Timestamp,
 };
 use orderflow_infra::store::{CommandId, CorrelationId, EventMetadata, Position, RecordedEvent};
 use orderflow_projections::ProjectionModel;
@@ -202,11 +202,11 @@ async fn seed_shard(
 
 #[cfg(test)]
 mod tests {
-    use orderflow_projections::orders::{
-        ListSide, MemoryOrderDetail, MemoryOrderList, OrderDetailReader, OrderListReader,
-        Owner, PgOrderDetail, PgOrderList,
-    };
     use orderflow_infra::testing::TestDatabase;
+    use orderflow_projections::orders::{
+        ListSide, MemoryOrderDetail, MemoryOrderList, OrderDetailReader, OrderListReader, Owner,
+        PgOrderDetail, PgOrderList,
+    };
 
     use super::*;
 
@@ -249,7 +249,11 @@ mod tests {
             }
         }
         assert_eq!(applied, events);
-        assert_eq!(events, 1_500 * 2 + 500, "submitted + created each, paid every third");
+        assert_eq!(
+            events,
+            1_500 * 2 + 500,
+            "submitted + created each, paid every third"
+        );
 
         for i in 0..dataset.orders {
             let no = dataset.order_no(i);
