@@ -6,6 +6,7 @@
 mod append;
 mod ceiling;
 mod flash_sale;
+mod query;
 mod report;
 
 use clap::Subcommand;
@@ -18,12 +19,16 @@ pub enum Bench {
     /// Issue 3 §9: one SKU, many buyers at once, through gRPC into the real command app
     /// (saga, single writer); submits/s, latency, time to resolve, oversell, and the ceiling.
     FlashSale(flash_sale::FlashSaleArgs),
+    /// Issue 4 §6: GetOrder and ListBuyerOrders from many gRPC clients on a seeded read
+    /// model of --orders orders; queries/s, p50/p99/p999 per RPC, and the raw-query ceiling.
+    Query(query::QueryArgs),
 }
 
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Append(args) => append::run(args).await,
         Bench::FlashSale(args) => flash_sale::run(args).await,
+        Bench::Query(args) => query::run(args).await,
     }
 }
 
