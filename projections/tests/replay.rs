@@ -203,8 +203,8 @@ async fn append(store: &dyn EventStore, rng: &mut Rng, log: Log) {
         metadata.command_id = CommandId::random();
         requests.push(AppendRequest {
             stream: e.stream.clone(),
-            // Merchant streams get events in several rounds of separate logs.
-            expected: if e.stream.category() == "merchant" {
+            // Merchant, sku and rider streams get events in several rounds of separate logs.
+            expected: if e.stream.category() != "order" {
                 ExpectedVersion::Any
             } else {
                 ExpectedVersion::Exact(e.stream_version - 1)
@@ -368,7 +368,9 @@ async fn rebuilt_models_equal_the_live_ones_row_for_row_and_swap_in() {
     let probe = some_order(&live).await;
     let reader = PgOrderDetail::new(live.pool.clone());
 
-    for target in replay::CATALOG {
+    // Each target gets its own rounds: order numbers derive from the round, so two feeds of
+    // one round could mint the same number twice.
+    for (k, target) in (0i64..).zip(replay::CATALOG) {
         // When each projection is rebuilt from position 0, more events arriving meanwhile
         let mut replay = live.replay(target).await;
         replay.catch_up().await.expect("catch up");
@@ -377,7 +379,7 @@ async fn rebuilt_models_equal_the_live_ones_row_for_row_and_swap_in() {
             .await
             .expect("query during rebuild")
             .is_some());
-        live.feed(&mut rng, 1, 20).await;
+        live.feed(&mut rng, 1 + 2 * k, 20).await;
         live.settle().await;
         let held = replay.hold().await.expect("hold");
 
@@ -385,7 +387,8 @@ async fn rebuilt_models_equal_the_live_ones_row_for_row_and_swap_in() {
         let schema = shadow_schema(target.name);
         let before = snapshot(&live, target, "public").await;
         assert!(
-            before.iter().all(|t| !t.is_empty()),
+            // (the main table; a side table such as open offers may rightly be empty)
+            !before[0].is_empty(),
             "{}: empty",
             target.name
         );
@@ -415,12 +418,13 @@ async fn rebuilt_models_equal_the_live_ones_row_for_row_and_swap_in() {
             .await
             .expect("query after swap")
             .is_some());
-        live.feed(&mut rng, 2, 10).await;
+        live.feed(&mut rng, 2 + 2 * k, 10).await;
         live.settle().await;
         let after = snapshot(&live, target, "public").await;
-        assert!(
-            after[0].len() > before[0].len(),
-            "{}: no new rows",
+        // (Rows move rather than only grow for some views: a ledger's levels, a rider's place.)
+        assert_ne!(
+            after, before,
+            "{}: the live projector wrote nothing",
             target.name
         );
     }

@@ -116,11 +116,14 @@ impl ProjectionModel for PgMerchantHourly {
                  RETURNING {COLUMNS}"
             ))
             .await?;
-        let values: Vec<(i64, i64, HourlyStats)> = deltas
+        let mut values: Vec<(i64, i64, HourlyStats)> = deltas
             .hours
             .iter()
             .map(|(d, _)| (d.merchant.get(), d.hour.as_millis(), *d))
             .collect();
+        // Shards apply concurrently and share merchant-hour rows: upserting them in one global
+        // order keeps two shards' transactions from locking the same rows crosswise (deadlock).
+        values.sort_by_key(|(m, h, _)| (*m, *h));
         let params: Vec<[&(dyn ToSql + Sync); 7]> = values
             .iter()
             .map(|(m, h, d)| -> [&(dyn ToSql + Sync); 7] {
