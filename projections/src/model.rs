@@ -59,3 +59,14 @@ pub trait ProjectionModel: Send + Sync + 'static {
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError>;
 }
+
+/// The events of a batch past `saved` (the shard's checkpoint), and the last one's position;
+/// `None` when the checkpoint already covers the whole batch (a redelivery or a replay).
+pub(crate) fn unapplied(
+    events: &[RecordedEvent],
+    saved: Position,
+) -> Option<(Vec<&RecordedEvent>, Position)> {
+    let fresh: Vec<&RecordedEvent> = events.iter().filter(|e| e.position > saved).collect();
+    let last = fresh.last()?.position;
+    Some((fresh, last))
+}

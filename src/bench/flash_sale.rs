@@ -12,7 +12,7 @@
 //! Client and server share the machine (and here the process): on two cores, every CPU
 //! second the 256 clients spend is one the server does not get. That is part of the figure.
 
-mod clients;
+pub(crate) mod clients;
 mod outcomes;
 mod target;
 

@@ -110,8 +110,7 @@ impl ProjectionModel for MemoryOrderDetail {
     ) -> Result<BatchOutcome, ProjectionError> {
         let mut state = self.lock();
         let saved = state.checkpoints.get(&shard).copied().unwrap_or_default();
-        let fresh: Vec<&RecordedEvent> = events.iter().filter(|e| e.position > saved).collect();
-        let Some(last) = fresh.last().map(|e| e.position) else {
+        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
             return Ok(BatchOutcome::default());
         };
         let mut changes = Vec::new();

@@ -50,8 +50,7 @@ impl ProjectionModel for PgOrderDetail {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let saved = lock_checkpoint(&tx, ORDER_DETAIL, shard).await?;
-        let fresh: Vec<&RecordedEvent> = events.iter().filter(|e| e.position > saved).collect();
-        let Some(last) = fresh.last().map(|e| e.position) else {
+        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
             return Ok(BatchOutcome::default());
         };
 

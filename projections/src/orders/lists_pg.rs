@@ -58,8 +58,7 @@ impl ProjectionModel for PgOrderList {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let saved = lock_checkpoint(&tx, name, shard).await?;
-        let fresh: Vec<&RecordedEvent> = events.iter().filter(|e| e.position > saved).collect();
-        let Some(last) = fresh.last().map(|e| e.position) else {
+        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
             return Ok(BatchOutcome::default());
         };
         let touched = touched_orders(&fresh);

@@ -81,8 +81,7 @@ impl ProjectionModel for MemoryRiderGeo {
         let mut guard = self.lock();
         let state = &mut *guard;
         let saved = state.checkpoints.get(&shard).copied().unwrap_or_default();
-        let fresh: Vec<&RecordedEvent> = events.iter().filter(|e| e.position > saved).collect();
-        let Some(last) = fresh.last().map(|e| e.position) else {
+        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
             return Ok(BatchOutcome::default());
         };
         let (rider_ids, order_nos) = touched(&fresh);

@@ -53,8 +53,7 @@ impl ProjectionModel for MemoryMerchantHourly {
         let mut guard = self.lock();
         let state = &mut *guard;
         let saved = state.checkpoints.get(&shard).copied().unwrap_or_default();
-        let fresh: Vec<&RecordedEvent> = events.iter().filter(|e| e.position > saved).collect();
-        let Some(last) = fresh.last().map(|e| e.position) else {
+        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
             return Ok(BatchOutcome::default());
         };
         let mut merchants: HashMap<String, MerchantId> = touched_orders(&fresh)

@@ -153,8 +153,7 @@ impl ProjectionModel for MemoryStockLedger {
         let mut guard = self.lock();
         let state = &mut *guard;
         let saved = state.checkpoints.get(&shard).copied().unwrap_or_default();
-        let fresh: Vec<&RecordedEvent> = events.iter().filter(|e| e.position > saved).collect();
-        let Some(last) = fresh.last().map(|e| e.position) else {
+        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
             return Ok(BatchOutcome::default());
         };
         // The fold works on maps of what the batch touches, as in PostgreSQL.

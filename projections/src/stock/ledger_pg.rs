@@ -51,8 +51,7 @@ impl ProjectionModel for PgStockLedger {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let saved = lock_checkpoint(&tx, STOCK_LEDGER, shard).await?;
-        let fresh: Vec<&RecordedEvent> = events.iter().filter(|e| e.position > saved).collect();
-        let Some(last) = fresh.last().map(|e| e.position) else {
+        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
             return Ok(BatchOutcome::default());
         };
         let (skus, pairs) = touched(&fresh);

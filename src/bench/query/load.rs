@@ -15,8 +15,8 @@ use orderflow_infra::auth::JwtAuth;
 use orderflow_proto::v1 as pb;
 use orderflow_proto::v1::query_service_client::QueryServiceClient;
 use tonic::transport::Channel;
-use tonic::Request;
 
+use super::super::flash_sale::clients::authorized;
 use super::super::report;
 use super::seed::Dataset;
 
@@ -173,14 +173,6 @@ async fn reader(
 fn mint(auth: &JwtAuth, role: Role, subject: &str) -> anyhow::Result<String> {
     // Long enough for any bounded run.
     Ok(auth.mint(role, subject, Duration::from_secs(3600))?)
-}
-
-fn authorized<T>(message: T, token: &str) -> anyhow::Result<Request<T>> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
-    Ok(request)
 }
 
 /// SplitMix64: a fast, well-spread sequence; no `rand` dependency for picking orders.
