@@ -12,6 +12,12 @@ mod serve;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: the services allocate many small buffers per event
+/// and free them on other threads, where glibc spent a quarter of the process's CPU
+/// (flash-sale bench, docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
