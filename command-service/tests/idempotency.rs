@@ -264,30 +264,107 @@ async fn a_retried_cancel_answers_as_the_first_time() {
     assert_eq!(t.total_events().await, after);
 }
 
-/// A crash after the claim and before `OrderSubmitted` leaves only the claim; the retry
-/// finds it and completes the submit under the claimed number.
+/// A submit's claim and its order are one commit: consecutive positions of the buyer's
+/// shard, each stream holding its one event under the request's command id.
 #[tokio::test]
-async fn a_retry_completes_a_submit_that_crashed_after_its_claim() {
-    use orderflow_command_service::service::idempotency::hex_sha256;
-    use orderflow_domain::{Actor, BuyerId, OrderNo, StreamId, Timestamp};
-    use orderflow_infra::store::{
-        AppendRequest, CommandId, CorrelationId, EventMetadata, ExpectedVersion, NewEvent,
-    };
+async fn a_submit_commits_its_claim_and_its_order_together() {
+    use orderflow_command_service::service::submit::claim_stream;
+    use orderflow_domain::BuyerId;
+
+    let mut t = spawn_app().await;
+    with_menu(&mut t).await;
+    let order_no = submitted_order(&mut t, "sub-1").await;
+    let command_id = "buyer:17:SubmitOrder:sub-1";
+    let claim = claim_stream(command_id, BuyerId::new(BUYER).unwrap()).unwrap();
+    let store = t.app.store();
+    let claimed = store.read_stream(&claim, 1, 10).await.unwrap();
+    let order_stream = orderflow_domain::StreamId::parse(format!("order-{order_no}")).unwrap();
+    let submitted = store.read_stream(&order_stream, 1, 10).await.unwrap();
+    assert_eq!((claimed.len(), submitted.len()), (1, 1));
+    assert_eq!(claimed[0].payload["order_no"], order_no.as_str());
+    assert_eq!(claimed[0].shard, submitted[0].shard);
+    assert_eq!(claimed[0].position.next(), submitted[0].position);
+    assert_eq!(claimed[0].metadata.command_id.as_str(), command_id);
+    assert_eq!(submitted[0].metadata.command_id.as_str(), command_id);
+}
+
+/// A claim whose order is missing (the two-step submit before claims and orders were one
+/// commit could crash in between; here in the claim's current stream) is completed by the
+/// retry under the claimed number.
+#[tokio::test]
+async fn a_retry_completes_a_claim_without_its_order() {
+    use orderflow_command_service::service::submit::claim_stream;
+    use orderflow_domain::BuyerId;
 
     let mut t = spawn_app().await;
     with_menu(&mut t).await;
     let command_id = "buyer:17:SubmitOrder:sub-1";
+    let claim = claim_stream(command_id, BuyerId::new(BUYER).unwrap()).unwrap();
+    let claimed = append_claim(&t, claim, command_id).await;
+
+    t.clock.advance(std::time::Duration::from_secs(3));
+    let retry = t
+        .client
+        .submit_order(t.buyer(submit("sub-1", BUYER, 2)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry.order_no, claimed.as_str());
+    assert_eq!(t.order_events(claimed.as_str()).await, 1);
+    assert_eq!(
+        t.order(claimed.as_str()).await.status(),
+        Some(OrderStatus::Creating)
+    );
+}
+
+/// A claim left by the two-step submit in its old stream (`request-{hash}`) still answers a
+/// retry on the paths that read claims: here the merchant has closed since, and the retry
+/// gets the claimed number instead of the refusal.
+#[tokio::test]
+async fn a_retry_finds_a_claim_of_the_two_step_submit() {
+    use orderflow_command_service::service::idempotency::hex_sha256;
+    use orderflow_domain::StreamId;
+
+    let mut t = spawn_app().await;
+    with_menu(&mut t).await;
+    let command_id = "buyer:17:SubmitOrder:sub-1";
+    let legacy = StreamId::of("request", hex_sha256(&[command_id])).unwrap();
+    let claimed = append_claim(&t, legacy, command_id).await;
+    t.close_merchant().await;
+
+    // Past the window in which "open" is believed without a read.
+    t.clock.advance(std::time::Duration::from_secs(3));
+    let retry = t
+        .client
+        .submit_order(t.buyer(submit("sub-1", BUYER, 2)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry.order_no, claimed.as_str());
+    assert_eq!(t.order_events(claimed.as_str()).await, 1);
+}
+
+/// What a submit that died after its claim had appended: the claim of a number, no order.
+async fn append_claim(
+    t: &TestApp,
+    stream: orderflow_domain::StreamId,
+    command_id: &str,
+) -> orderflow_domain::OrderNo {
+    use orderflow_domain::{Actor, BuyerId, OrderNo, Timestamp};
+    use orderflow_infra::store::{
+        AppendRequest, CommandId, CorrelationId, EventMetadata, ExpectedVersion, NewEvent,
+    };
+
     let claimed = OrderNo::new(
         Timestamp::from_millis(START),
         4_242,
         BuyerId::new(BUYER).unwrap(),
     )
     .unwrap();
-    // What the first attempt had appended before dying.
     t.app
         .store()
         .append(AppendRequest {
-            stream: StreamId::of("request", hex_sha256(&[command_id])).unwrap(),
+            stream,
             expected: ExpectedVersion::NO_STREAM,
             events: vec![NewEvent::new(
                 "SubmitOrderClaimed",
@@ -305,18 +382,5 @@ async fn a_retry_completes_a_submit_that_crashed_after_its_claim() {
         .await
         .unwrap();
     assert_eq!(t.order_events(claimed.as_str()).await, 0);
-
-    t.clock.advance(std::time::Duration::from_secs(3));
-    let retry = t
-        .client
-        .submit_order(t.buyer(submit("sub-1", BUYER, 2)))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(retry.order_no, claimed.as_str());
-    assert_eq!(t.order_events(claimed.as_str()).await, 1);
-    assert_eq!(
-        t.order(claimed.as_str()).await.status(),
-        Some(OrderStatus::Creating)
-    );
+    claimed
 }

@@ -1,8 +1,10 @@
 //! Stream names: `{category}-{id}`, e.g. `order-2026112207171234500017`, `sku-latte-l`.
 //!
 //! The name alone decides the shard, so a stream can never be written to the wrong one:
-//! an order stream's id ends with its buyer's shard (two digits, `00..=31`), every other
-//! stream is placed by a stable hash of its id.
+//! an order stream's id ends with its buyer's shard (two digits, `00..=31`), and so does an
+//! order claim's (the number a submit request was given, kept in its order's shard so that
+//! both are written in one transaction); every other stream is placed by a stable hash of
+//! its id.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +15,9 @@ pub const MAX_STREAM_NAME_LEN: usize = 200;
 
 /// The category whose ids carry their shard as the last two digits.
 pub const ORDER_CATEGORY: &str = "order";
+/// Claims of submit requests on order numbers (`order_claim-{hash}.{shard}`); their ids carry
+/// their shard as the last two digits too.
+pub const ORDER_CLAIM_CATEGORY: &str = "order_claim";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidStreamId {
@@ -24,7 +29,7 @@ pub enum InvalidStreamId {
     Malformed(String),
     #[error("stream id may hold only [A-Za-z0-9_.:-]: {0:?}")]
     BadCharacter(String),
-    #[error("order stream id must end with its shard 00..=31: {0:?}")]
+    #[error("order and order_claim stream ids must end with their shard 00..=31: {0:?}")]
     ShardMismatch(String),
 }
 
@@ -62,7 +67,7 @@ impl StreamId {
         {
             return Err(InvalidStreamId::Malformed(name));
         }
-        let shard = if category == ORDER_CATEGORY {
+        let shard = if category == ORDER_CATEGORY || category == ORDER_CLAIM_CATEGORY {
             match order_shard(id) {
                 Some(shard) => shard,
                 None => return Err(InvalidStreamId::ShardMismatch(name)),
@@ -144,6 +149,16 @@ mod tests {
         ));
         assert!(matches!(
             StreamId::parse("order-abc"),
+            Err(InvalidStreamId::ShardMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn order_claims_take_their_shard_from_the_last_two_digits_too() {
+        let s = StreamId::parse("order_claim-0fa3.07").unwrap();
+        assert_eq!(s.shard().index(), 7);
+        assert!(matches!(
+            StreamId::parse("order_claim-0fa3"),
             Err(InvalidStreamId::ShardMismatch(_))
         ));
     }

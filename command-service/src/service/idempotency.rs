@@ -71,11 +71,15 @@ pub fn hex_sha256(parts: &[&str]) -> String {
         }
         hasher.update(part.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    // On every submit (its claim stream): one allocation, not one `format!` per byte.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for b in digest.iter() {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    hex
 }
 
 #[cfg(test)]
@@ -124,6 +128,16 @@ mod tests {
             command_id(&x, "CloseOrder", &rid("y:CloseOrder:z")).unwrap(),
             command_id(&tricky, "CloseOrder", &rid("z")).unwrap()
         );
+    }
+
+    #[test]
+    fn sha256_is_lowercase_hex_of_the_nul_joined_parts() {
+        // sha256("abc"), the FIPS 180-2 example.
+        assert_eq!(
+            hex_sha256(&["abc"]),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_ne!(hex_sha256(&["a", "bc"]), hex_sha256(&["ab", "c"]));
     }
 
     #[test]

@@ -19,10 +19,11 @@
 mod buyer;
 pub mod idempotency;
 mod merchant;
+pub mod merchants;
 mod ops;
 pub mod order_numbers;
 mod rider;
-mod submit;
+pub mod submit;
 
 use std::sync::Arc;
 
@@ -59,6 +60,8 @@ pub struct CommandHandler {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: CommandConfig,
     pub(crate) order_numbers: Arc<OrderNumbers>,
+    /// Merchants recently seen open: the submit check without a read per submit.
+    pub(crate) open_merchants: Arc<merchants::OpenMerchants>,
 }
 
 /// Who sent the RPC and the metadata of what it appends.
@@ -116,6 +119,7 @@ impl CommandHandler {
             clock,
             config,
             order_numbers,
+            open_merchants: Arc::new(merchants::OpenMerchants::default()),
         }
     }
 

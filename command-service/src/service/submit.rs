@@ -2,25 +2,30 @@
 //!
 //! A retried submit must return the *same* order number, and the number cannot be derived
 //! from the request (it holds the submission time). So the first attempt records which
-//! number it drew, in a claim stream named after the request:
+//! number it drew, in a claim stream named after the request and kept in the order's shard:
+//! `order_claim-{sha256(command id)}.{buyer shard}`.
 //!
-//! 1. validate against current state (merchant exists and is open, every sku is on its menu;
-//!    the dish names come from the listings). If that refuses, look for a claim in
-//!    `request-{sha256(command id)}`: a retry of an accepted request takes its number and
-//!    skips to step 3 (a retry after the merchant closed must still get the first answer);
-//!    no claim, the refusal is the answer;
-//! 2. draw a number from [`super::OrderNumbers`] and append `SubmitOrderClaimed { order_no }`
-//!    to the claim stream with `ExpectedVersion::NO_STREAM` and the command id. Whoever loses
-//!    a race there (a retry of an earlier attempt, a concurrent retry: deduplicated by command
-//!    id, or a conflict) reads the winner's claim and continues with *its* number;
-//! 3. `OrderSubmitted` on `order-{order_no}` with the same command id. A number claimed just
-//!    now has no stream yet, so it is appended with `NO_STREAM` without reading
-//!    ([`crate::execute::Executor::create`]); a number found in a claim goes through the
-//!    executor, which answers a repeat with the first append's outcome.
+//! 1. validate (merchant exists and is open, as [`super::merchants`] sees it: "open" is
+//!    believed for a second; every sku is on its menu, the dish names come from the
+//!    listings). If that refuses, look for a claim: a retry of an accepted request takes its
+//!    number and completes through the executor (step 3) — a retry after the merchant closed
+//!    must still get the first answer; no claim, the refusal is the answer;
+//! 2. draw a number from [`super::OrderNumbers`] and append, as one group
+//!    ([`EventStore::append_group`]: one transaction, all or nothing), the claim
+//!    `SubmitOrderClaimed { order_no }` and the order's `OrderSubmitted`, both with
+//!    `ExpectedVersion::NO_STREAM` and the command id. One commit per submit, no read;
+//! 3. if the group is not written because part of it exists (a retry of an earlier attempt,
+//!    a concurrent retry that won: the claim stream holds the command), read the claim and
+//!    run `Submit` on *its* order through the executor, which answers a repeated command id
+//!    with the first append's outcome. If the drawn number collided with another order, the
+//!    group is refused as a conflict (ABORTED) and nothing is written: a retry draws anew.
 //!
-//! A crash between 2 and 3 leaves a claim without an order; the retry finds the claim and
-//! completes step 3 with the same number. A claim whose client never retries stays an
-//! orphan: it reserves nothing and no process reacts to the `request` category.
+//! Crashes leave nothing half-done: the claim and the order commit together. Claims written
+//! before this change by the earlier two-step submit (`request-{sha256(command id)}`,
+//! appended before the order) are still found on the paths that read a claim (refusals and
+//! step 3), so a claim without its order is completed by the retry as before. A request
+//! first sent before the change and retried after it on the fresh path (step 2) is not
+//! matched with that old claim: it would get a second number. Upgrades drain submits first.
 //!
 //! Names: the domain's `OrderLine` records the dish name. Unknown skus and skus of another
 //! merchant are INVALID_ARGUMENT on `lines[i].sku_id` (issue 3 §7: nothing appended), so
@@ -28,10 +33,12 @@
 //! under its last name: whether it can be reserved is the reservation saga's decision
 //! (DISH_DELISTED), taken in order with the sku's other commands, as is PRICE_CHANGED.
 
-use orderflow_domain::merchant::Merchant;
-use orderflow_domain::order::{Order, OrderCommand, OrderLine};
-use orderflow_domain::{FailureReason, OrderNo, RefusalKind, StreamId, Timestamp};
-use orderflow_infra::store::{AppendRequest, ExpectedVersion, NewEvent, StoreError};
+use orderflow_domain::order::{Order, OrderCommand, OrderLine, OrderState};
+use orderflow_domain::stream::ORDER_CLAIM_CATEGORY;
+use orderflow_domain::{BuyerId, Decider, OrderNo, StreamId, Timestamp};
+use orderflow_infra::store::{
+    AppendRequest, ConsistencyToken, EventStore, ExpectedVersion, NewEvent, StoreError,
+};
 use orderflow_proto::convert::SubmitOrder;
 use orderflow_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -39,9 +46,10 @@ use serde::{Deserialize, Serialize};
 use super::idempotency::hex_sha256;
 use super::{CommandHandler, Ctx};
 use crate::error::CommandError;
+use crate::execute::encode;
 
-/// The claim stream's category; nothing else lives there.
-pub const CLAIM_CATEGORY: &str = "request";
+/// The claim stream's category before claims moved to their order's shard; read only.
+pub const LEGACY_CLAIM_CATEGORY: &str = "request";
 /// The claim event's type name.
 pub const CLAIM_EVENT: &str = "SubmitOrderClaimed";
 
@@ -52,87 +60,147 @@ struct SubmitOrderClaimed {
     at: Timestamp,
 }
 
+/// The claim stream of a submit request: hashed command id, then the buyer's shard (that
+/// of every order the buyer submits), so claim and order share one transaction.
+pub fn claim_stream(command_id: &str, buyer: BuyerId) -> Result<StreamId, CommandError> {
+    let id = format!("{}.{:02}", hex_sha256(&[command_id]), buyer.shard().index());
+    StreamId::of(ORDER_CLAIM_CATEGORY, id)
+        .map_err(|e| CommandError::Corrupt(format!("claim stream name: {e}")))
+}
+
 pub(super) async fn submit(
     h: &CommandHandler,
     ctx: &Ctx,
     r: SubmitOrder,
 ) -> Result<pb::SubmitOrderReply, CommandError> {
-    let claim_stream = StreamId::of(CLAIM_CATEGORY, hex_sha256(&[ctx.meta.command_id.as_str()]))
-        .map_err(|e| CommandError::Corrupt(format!("claim stream name: {e}")))?;
+    let claim = claim_stream(ctx.meta.command_id.as_str(), r.buyer)?;
 
     // Validate first, without reading the claim: almost every submit is a first attempt, and
-    // the claim append below finds a retry anyway (the stream exists). Only a refusal looks
+    // the group append below finds a retry anyway (the claim exists). Only a refusal looks
     // for a claim, because a retry after the merchant closed (or a dish was renamed away)
     // must still get the first answer.
-    let validated = match ensure_merchant_takes_orders(h, &r).await {
+    let validated = match h
+        .open_merchants
+        .ensure_open(&h.executor, r.merchant, ctx.meta.at)
+        .await
+    {
         Ok(()) => order_lines(h, &r, false).await,
         Err(e) => Err(e),
     };
-    let (order_no, lines, fresh) = match validated {
-        Ok(lines) => {
-            let candidate = h
-                .order_numbers
-                .next(ctx.meta.at, r.buyer)
-                .map_err(CommandError::refused)?;
-            let order_no = claim(h, ctx, &claim_stream, candidate.clone()).await?;
-            let fresh = order_no == candidate;
-            (order_no, lines, fresh)
+    let lines = match validated {
+        Ok(lines) => lines,
+        Err(refused) => {
+            return match find_claim(h, ctx, &claim).await? {
+                // A retry of an accepted submit: its lines are the first attempt's and the
+                // order stream answers it from the command id, so names are never read again.
+                Some(order_no) => {
+                    let lines = order_lines(h, &r, true).await?;
+                    complete(h, ctx, submit_command(&r, order_no, lines, ctx.meta.at)).await
+                }
+                None => Err(refused),
+            };
         }
-        Err(refused) => match read_claim(h, &claim_stream).await? {
-            // A retry of an accepted submit: its lines are the first attempt's and the order
-            // stream answers it from the command id, so names are never read again.
-            Some(order_no) => (order_no, order_lines(h, &r, true).await?, false),
-            None => return Err(refused),
-        },
     };
 
-    let command = OrderCommand::Submit {
-        order_no: order_no.clone(),
+    let order_no = h
+        .order_numbers
+        .next(ctx.meta.at, r.buyer)
+        .map_err(CommandError::refused)?;
+    let mut command = submit_command(&r, order_no.clone(), lines, ctx.meta.at);
+    let events = Order::decide(&command, &OrderState::default()).map_err(CommandError::refused)?;
+    let group = vec![
+        AppendRequest {
+            stream: claim.clone(),
+            expected: ExpectedVersion::NO_STREAM,
+            events: vec![claim_event(&order_no, ctx.meta.at)?],
+            metadata: ctx.meta.metadata(),
+        },
+        AppendRequest {
+            stream: order_no.stream_id(),
+            expected: ExpectedVersion::NO_STREAM,
+            events: events.iter().map(encode).collect::<Result<_, _>>()?,
+            metadata: ctx.meta.metadata(),
+        },
+    ];
+    match h.store().append_group(group).await {
+        Ok(outcomes) if outcomes.iter().all(|o| !o.deduplicated) => {
+            let order = outcomes.last().ok_or_else(|| {
+                CommandError::Corrupt("an append group answered without outcomes".into())
+            })?;
+            tracing::debug!(order_no = %order_no, "order submitted");
+            Ok(reply(
+                &order_no,
+                ConsistencyToken::new(order.shard, order.last_position).to_string(),
+            ))
+        }
+        // The claim exists: an earlier or concurrent attempt of this request won; continue
+        // with its number. (The whole group stored again cannot happen with a fresh number,
+        // but it would mean the same.)
+        Ok(_) | Err(StoreError::GroupPartlyStored { .. }) => {
+            let claimed = find_claim(h, ctx, &claim).await?.ok_or_else(|| {
+                CommandError::Corrupt(format!("{claim} refused a claim but holds none"))
+            })?;
+            if let OrderCommand::Submit { order_no, .. } = &mut command {
+                *order_no = claimed;
+            }
+            complete(h, ctx, command).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A `Submit` of a claimed number through the executor: a repeat of this command id is
+/// answered with its first outcome; a claim whose order was never appended (a two-step
+/// submit from before this change that crashed in between) gets it now.
+async fn complete(
+    h: &CommandHandler,
+    ctx: &Ctx,
+    command: OrderCommand,
+) -> Result<pb::SubmitOrderReply, CommandError> {
+    let OrderCommand::Submit { order_no, .. } = &command else {
+        return Err(CommandError::Corrupt("complete takes a Submit".into()));
+    };
+    let order_no = order_no.clone();
+    let done = h
+        .executor
+        .execute::<Order>(&order_no.stream_id(), &command, &ctx.meta)
+        .await?;
+    tracing::debug!(order_no = %order_no, deduplicated = done.deduplicated, "order submitted");
+    Ok(reply(&order_no, done.token_string()))
+}
+
+fn submit_command(
+    r: &SubmitOrder,
+    order_no: OrderNo,
+    lines: Vec<OrderLine>,
+    at: Timestamp,
+) -> OrderCommand {
+    OrderCommand::Submit {
+        order_no,
         buyer: r.buyer,
         merchant: r.merchant,
         lines,
-        address: r.address,
-        at: ctx.meta.at,
-    };
-    let stream = order_no.stream_id();
-    let done = if fresh {
-        // The number was drawn and claimed just now: its stream cannot exist yet.
-        h.executor
-            .create::<Order>(&stream, &command, &ctx.meta)
-            .await?
-    } else {
-        h.executor
-            .execute::<Order>(&stream, &command, &ctx.meta)
-            .await?
-    };
-    tracing::debug!(order_no = %order_no, deduplicated = done.deduplicated, "order submitted");
-    Ok(pb::SubmitOrderReply {
+        address: r.address.clone(),
+        at,
+    }
+}
+
+fn reply(order_no: &OrderNo, consistency_token: String) -> pb::SubmitOrderReply {
+    pb::SubmitOrderReply {
         order_no: order_no.as_str().to_owned(),
         // The first answer is always CREATING: the saga decides CREATED or FAILED later.
         status: pb::OrderStatus::Creating.into(),
-        consistency_token: done.token_string(),
-    })
+        consistency_token,
+    }
 }
 
-/// NOT_FOUND for a merchant never opened; a closed shop refuses at once
-/// (FAILED_PRECONDITION, reason MERCHANT_CLOSED), before anything is appended.
-async fn ensure_merchant_takes_orders(
-    h: &CommandHandler,
-    r: &SubmitOrder,
-) -> Result<(), CommandError> {
-    let merchant = h.executor.load::<Merchant>(&r.merchant.stream_id()).await?;
-    match &merchant.state.profile {
-        None => Err(CommandError::NotFound(format!(
-            "merchant {} does not exist",
-            r.merchant
-        ))),
-        Some(p) if !p.open => Err(CommandError::Refused {
-            kind: RefusalKind::FailedPrecondition,
-            reason: Some(FailureReason::MerchantClosed),
-            message: format!("merchant {} is closed", r.merchant),
-        }),
-        Some(_) => Ok(()),
-    }
+fn claim_event(order_no: &OrderNo, at: Timestamp) -> Result<NewEvent, CommandError> {
+    let payload = serde_json::to_value(SubmitOrderClaimed {
+        order_no: order_no.clone(),
+        at,
+    })
+    .map_err(|e| CommandError::Corrupt(format!("cannot encode {CLAIM_EVENT}: {e}")))?;
+    Ok(NewEvent::new(CLAIM_EVENT, 1, payload))
 }
 
 /// The order's lines with their dish names, read from the skus' listings (concurrently: up
@@ -177,45 +245,34 @@ async fn order_lines(
     Ok(lines)
 }
 
-/// The number a previous attempt of this request claimed, if any.
-async fn read_claim(
+/// The number an earlier attempt of this request claimed: in its claim stream, or in the
+/// stream a two-step submit from before claims moved to their order's shard used.
+async fn find_claim(
     h: &CommandHandler,
+    ctx: &Ctx,
+    claim: &StreamId,
+) -> Result<Option<OrderNo>, CommandError> {
+    if let Some(order_no) = read_claim(h.store().as_ref(), claim).await? {
+        return Ok(Some(order_no));
+    }
+    let legacy = StreamId::of(
+        LEGACY_CLAIM_CATEGORY,
+        hex_sha256(&[ctx.meta.command_id.as_str()]),
+    )
+    .map_err(|e| CommandError::Corrupt(format!("claim stream name: {e}")))?;
+    read_claim(h.store().as_ref(), &legacy).await
+}
+
+/// The number in a claim stream, if any.
+async fn read_claim(
+    store: &dyn EventStore,
     stream: &StreamId,
 ) -> Result<Option<OrderNo>, CommandError> {
-    let first = h.store().read_stream(stream, 1, 1).await?;
+    let first = store.read_stream(stream, 1, 1).await?;
     let Some(event) = first.first() else {
         return Ok(None);
     };
     let claimed: SubmitOrderClaimed = serde_json::from_value(event.payload.clone())
         .map_err(|e| CommandError::Corrupt(format!("{CLAIM_EVENT} at {stream}: {e}")))?;
     Ok(Some(claimed.order_no))
-}
-
-/// Claims `candidate` for this request, or returns the number an earlier or concurrent
-/// attempt claimed first.
-async fn claim(
-    h: &CommandHandler,
-    ctx: &Ctx,
-    stream: &StreamId,
-    candidate: OrderNo,
-) -> Result<OrderNo, CommandError> {
-    let payload = serde_json::to_value(SubmitOrderClaimed {
-        order_no: candidate.clone(),
-        at: ctx.meta.at,
-    })
-    .map_err(|e| CommandError::Corrupt(format!("cannot encode {CLAIM_EVENT}: {e}")))?;
-    let request = AppendRequest {
-        stream: stream.clone(),
-        expected: ExpectedVersion::NO_STREAM,
-        events: vec![NewEvent::new(CLAIM_EVENT, 1, payload)],
-        metadata: ctx.meta.metadata(),
-    };
-    match h.store().append(request).await {
-        Ok(outcome) if !outcome.deduplicated => Ok(candidate),
-        // Another attempt of the same request got there first: its number wins.
-        Ok(_) | Err(StoreError::Conflict { .. }) => read_claim(h, stream).await?.ok_or_else(|| {
-            CommandError::Corrupt(format!("{stream} refused a claim but holds none"))
-        }),
-        Err(e) => Err(e.into()),
-    }
 }

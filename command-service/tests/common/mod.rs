@@ -185,6 +185,29 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Closes merchant [`MERCHANT`] (no RPC closes a shop: its back office would).
+    pub async fn close_merchant(&self) {
+        use orderflow_domain::merchant::{Merchant, MerchantCommand};
+        let meta = CommandMeta {
+            command_id: CommandId::random(),
+            correlation_id: CorrelationId::random(),
+            causation_id: None,
+            actor: Actor::new(Role::Merchant, MERCHANT.to_string()),
+            at: self.clock.now_ts(),
+        };
+        self.app
+            .executor()
+            .execute::<Merchant>(
+                &orderflow_domain::MerchantId::new(MERCHANT)
+                    .unwrap()
+                    .stream_id(),
+                &MerchantCommand::Close { at: meta.at },
+                &meta,
+            )
+            .await
+            .unwrap();
+    }
+
     /// CREATING → CREATED, as the reservation saga would.
     pub async fn create(&self, order_no: &str) {
         let now = self.clock.now_ts();

@@ -37,6 +37,17 @@ pub enum StoreError {
     #[error("event id {0} is already stored")]
     DuplicateEventId(uuid::Uuid),
 
+    /// An append group that breaks the group rules (see `EventStore::append_group`).
+    #[error("invalid append group: {0}")]
+    InvalidGroup(&'static str),
+    /// Some requests of an append group were already stored under their command ids and
+    /// some were not: the group is neither new nor a retry, and nothing was written.
+    #[error("{stream} already holds command {command_id}; nothing of the group was written")]
+    GroupPartlyStored {
+        stream: StreamId,
+        command_id: String,
+    },
+
     /// Configuration the store cannot run with (shard map, pool sizes).
     #[error("event store configuration: {0}")]
     Config(String),

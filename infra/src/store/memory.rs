@@ -157,8 +157,70 @@ impl State {
     }
 }
 
+impl State {
+    /// Checks a whole group before writing any of it (the group rules were checked by the
+    /// caller: distinct streams, so no request can change another's checks).
+    fn append_group(
+        &mut self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let stored: Vec<Option<AppendOutcome>> = requests
+            .iter()
+            .map(|r| {
+                self.streams
+                    .get(&r.stream)
+                    .and_then(|s| s.commands.get(&r.metadata.command_id))
+                    .copied()
+            })
+            .collect();
+        if stored.iter().all(Option::is_some) {
+            return Ok(stored
+                .into_iter()
+                .flatten()
+                .map(|first| AppendOutcome {
+                    deduplicated: true,
+                    ..first
+                })
+                .collect());
+        }
+        if let Some(repeat) = requests.iter().zip(&stored).find(|(_, s)| s.is_some()) {
+            return Err(StoreError::GroupPartlyStored {
+                stream: repeat.0.stream.clone(),
+                command_id: repeat.0.metadata.command_id.to_string(),
+            });
+        }
+        let mut group_ids = HashSet::new();
+        for request in &requests {
+            let current = self
+                .streams
+                .get(&request.stream)
+                .map_or(0, |s| s.positions.len() as u64);
+            request.expected.check(&request.stream, current)?;
+            for event in &request.events {
+                if self.event_ids.contains(&event.event_id) || !group_ids.insert(event.event_id) {
+                    return Err(StoreError::DuplicateEventId(event.event_id));
+                }
+            }
+        }
+        // Every check passed, and `append` makes the same ones: none of these can fail.
+        requests.into_iter().map(|r| self.append(r)).collect()
+    }
+}
+
 #[async_trait]
 impl EventStore for MemoryEventStore {
+    async fn append_group(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let shard = self.shared.limits.check_group(&requests)?;
+        let outcomes = self.shared.lock().append_group(requests)?;
+        if let Some(last) = outcomes.last().filter(|o| !o.deduplicated) {
+            self.shared.heads.bump(shard, last.last_position);
+        }
+        Ok(outcomes)
+    }
+
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         self.shared.limits.check(&request)?;
         let outcome = self.shared.lock().append(request)?;

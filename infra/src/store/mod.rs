@@ -39,6 +39,25 @@ pub trait EventStore: Send + Sync + 'static {
     ///   writer may pipeline appends to one stream with chained expected versions.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
 
+    /// Appends to several streams of one shard in one transaction: every request is
+    /// written, or none is. The outcomes come back in the order of the requests.
+    ///
+    /// - The streams must be distinct and all in one shard, and there must be at least
+    ///   one ([`StoreError::InvalidGroup`] otherwise). A shard is the unit of ordering and
+    ///   lives in one database, so a group commits under one head lock with no protocol
+    ///   across databases. Each request must pass the store's limits on its own.
+    /// - Idempotent as a whole: if every request's command id is already stored on its
+    ///   stream, nothing is written and the first outcomes come back `deduplicated`; if only
+    ///   some are, nothing is written and the answer is [`StoreError::GroupPartlyStored`].
+    /// - Otherwise each request is checked as [`EventStore::append`] checks it (expected
+    ///   version, event ids); the first that fails is the group's error.
+    /// - In its shard the group is ordered like one append (FIFO with the other appends);
+    ///   its events take consecutive positions, in the order of the requests.
+    async fn append_group(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<AppendOutcome>, StoreError>;
+
     /// Submits several appends at once (to any streams); each succeeds or fails alone, and the
     /// results come back in the order of the requests.
     async fn append_many(

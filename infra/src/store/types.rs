@@ -277,6 +277,31 @@ impl StoreLimits {
     }
 }
 
+impl StoreLimits {
+    /// Checks an append group against the group rules and every request against the
+    /// limits; returns the group's shard.
+    pub fn check_group(&self, requests: &[AppendRequest]) -> Result<Shard, StoreError> {
+        let first = requests.first().ok_or(StoreError::InvalidGroup(
+            "a group must hold at least one append",
+        ))?;
+        let shard = first.stream.shard();
+        for (i, request) in requests.iter().enumerate() {
+            if request.stream.shard() != shard {
+                return Err(StoreError::InvalidGroup(
+                    "every stream of a group must be in one shard",
+                ));
+            }
+            if requests[..i].iter().any(|r| r.stream == request.stream) {
+                return Err(StoreError::InvalidGroup(
+                    "a group may append to each stream once",
+                ));
+            }
+            self.check(request)?;
+        }
+        Ok(shard)
+    }
+}
+
 /// The length of a value's JSON text, counted without building it (the writer serializes
 /// the payload once, later; this is on every append's path).
 fn json_len(value: &serde_json::Value) -> usize {

@@ -47,6 +47,27 @@ impl EventStore for TimedEventStore {
         result
     }
 
+    async fn append_group(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        let events: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
+        let started = Instant::now();
+        let result = self.inner.append_group(requests).await;
+        let label = match &result {
+            Ok(outcomes) if outcomes.iter().any(|o| o.deduplicated) => "deduplicated",
+            Ok(_) => "ok",
+            Err(StoreError::Conflict { .. } | StoreError::GroupPartlyStored { .. }) => "conflict",
+            Err(_) => "error",
+        };
+        metrics::histogram!(APPEND_DURATION, "op" => "append_group", "outcome" => label)
+            .record(started.elapsed());
+        if label == "ok" {
+            metrics::counter!(APPENDED_EVENTS).increment(events);
+        }
+        result
+    }
+
     async fn append_many(
         &self,
         requests: Vec<AppendRequest>,

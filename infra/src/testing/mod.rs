@@ -6,5 +6,6 @@
 pub mod bus;
 mod database;
 pub mod store;
+mod store_group;
 
 pub use database::{nats_url, unique_name, TestDatabase};

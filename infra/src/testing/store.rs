@@ -27,6 +27,12 @@ use crate::store::{
     ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StoreLimits,
 };
 
+pub use super::store_group::{
+    a_group_is_written_all_or_nothing, a_group_refused_by_the_database_leaves_nothing,
+    a_retried_group_is_answered_and_a_partly_stored_one_refused, invalid_groups_are_refused,
+    racing_copies_of_a_group_write_once,
+};
+
 /// Events of this type are refused by the trigger some factories install.
 pub const POISON_EVENT_TYPE: &str = "conformance.poison";
 
@@ -50,6 +56,11 @@ macro_rules! store_conformance_suite {
             event_ids_are_unique,
             subscriber_never_skips_nor_repeats_under_concurrent_writers,
             catch_up_then_live,
+            a_group_is_written_all_or_nothing,
+            a_retried_group_is_answered_and_a_partly_stored_one_refused,
+            invalid_groups_are_refused,
+            racing_copies_of_a_group_write_once,
+            a_group_refused_by_the_database_leaves_nothing,
         );
     };
     (@cases $module:ident, $factory:expr; $($case:ident),* $(,)?) => {

@@ -4,7 +4,9 @@
 //! The writer has locked the heads of the batch's shards and looked up, in one query each,
 //! the current version of every stream in the batch and the stored outcome of every command
 //! id in it. From there each append is decided in FIFO order, seeing the appends accepted
-//! before it in the same batch, exactly as if they had been committed one by one.
+//! before it in the same batch, exactly as if they had been committed one by one. A group
+//! (`EventStore::append_group`) is one job: its appends are decided in order and, if one is
+//! refused, what the others did to the batch's view is undone, so none of them is written.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,16 +16,43 @@ use tokio::sync::oneshot;
 use super::codec::PendingAppend;
 use crate::store::{AppendOutcome, Position, StoreError};
 
-/// A queued append and the caller waiting for its answer.
+/// A queued append, or append group, and the caller waiting for its answer.
 pub(super) struct Job {
-    pub append: PendingAppend,
-    pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    /// One append, or the appends of a group (distinct streams of one shard), decided and
+    /// written together.
+    pub appends: Vec<PendingAppend>,
+    pub reply: Reply,
+}
+
+/// Where a job's answer goes: `append` waits for one outcome, `append_group` for all.
+pub(super) enum Reply {
+    One(oneshot::Sender<Result<AppendOutcome, StoreError>>),
+    Group(oneshot::Sender<Result<Vec<AppendOutcome>, StoreError>>),
 }
 
 impl Job {
-    pub fn answer(self, result: Result<AppendOutcome, StoreError>) {
+    /// Events the job writes if accepted.
+    pub fn events(&self) -> usize {
+        self.appends.iter().map(|a| a.events.len()).sum()
+    }
+
+    /// `result` holds one outcome per append of the job.
+    pub fn answer(self, result: Result<Vec<AppendOutcome>, StoreError>) {
         // The caller may have given up waiting (its future dropped); the append stands.
-        let _ = self.reply.send(result);
+        match self.reply {
+            Reply::One(reply) => {
+                let one = result.and_then(|outcomes| {
+                    outcomes
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| StoreError::Unavailable("no outcome".into()))
+                });
+                let _ = reply.send(one);
+            }
+            Reply::Group(reply) => {
+                let _ = reply.send(result);
+            }
+        }
     }
 }
 
@@ -38,50 +67,131 @@ pub(super) struct Known {
     pub commands: HashMap<(String, String), AppendOutcome>,
 }
 
-/// The fate of one job of the batch.
+/// The fate of one job of the batch (one outcome per append of the job).
 #[derive(Debug)]
 pub(super) enum Decision {
-    /// Insert it; this is its outcome once committed.
-    Write(AppendOutcome),
+    /// Insert it; these are its outcomes once committed.
+    Write(Vec<AppendOutcome>),
     /// Answer this without writing anything (a conflict, a repeated command).
-    Answer(Result<AppendOutcome, StoreError>),
+    Answer(Result<Vec<AppendOutcome>, StoreError>),
 }
 
 /// Decides every job in order. Afterwards `known.heads` holds the new head of each shard.
 pub(super) fn decide(jobs: &[Job], known: &mut Known) -> Vec<Decision> {
     let mut batch_event_ids = HashSet::new();
     jobs.iter()
-        .map(|job| decide_one(&job.append, known, &mut batch_event_ids))
+        .map(|job| match job.appends.as_slice() {
+            [one] => match decide_one(one, known, &mut batch_event_ids) {
+                One::Write(outcome) => Decision::Write(vec![outcome]),
+                One::Answer(result) => Decision::Answer(result.map(|o| vec![o])),
+            },
+            group => decide_group(group, known, &mut batch_event_ids),
+        })
         .collect()
+}
+
+/// The fate of one append.
+enum One {
+    Write(AppendOutcome),
+    Answer(Result<AppendOutcome, StoreError>),
+}
+
+fn command_key(append: &PendingAppend) -> (String, String) {
+    (
+        append.stream.as_str().to_owned(),
+        append.metadata.command_id.as_str().to_owned(),
+    )
+}
+
+/// A group: all repeats → the first outcomes; some repeats → nothing; else each append is
+/// decided in order, and the first refusal undoes what the earlier ones did to `known`.
+fn decide_group(
+    group: &[PendingAppend],
+    known: &mut Known,
+    batch_event_ids: &mut HashSet<uuid::Uuid>,
+) -> Decision {
+    let stored: Vec<Option<AppendOutcome>> = group
+        .iter()
+        .map(|a| known.commands.get(&command_key(a)).copied())
+        .collect();
+    if stored.iter().all(Option::is_some) {
+        return Decision::Answer(Ok(stored
+            .into_iter()
+            .flatten()
+            .map(|first| AppendOutcome {
+                deduplicated: true,
+                ..first
+            })
+            .collect()));
+    }
+    if let Some((repeat, _)) = group.iter().zip(&stored).find(|(_, s)| s.is_some()) {
+        return Decision::Answer(Err(StoreError::GroupPartlyStored {
+            stream: repeat.stream.clone(),
+            command_id: repeat.metadata.command_id.to_string(),
+        }));
+    }
+    let heads = known.heads;
+    let mut written: Vec<(&PendingAppend, Option<u64>)> = Vec::new();
+    let mut outcomes = Vec::with_capacity(group.len());
+    for append in group {
+        let before = known.versions.get(append.stream.as_str()).copied();
+        match decide_one(append, known, batch_event_ids) {
+            One::Write(outcome) => {
+                written.push((append, before));
+                outcomes.push(outcome);
+            }
+            One::Answer(result) => {
+                known.heads = heads;
+                for (append, before) in written {
+                    let stream = append.stream.as_str();
+                    match before {
+                        Some(version) => known.versions.insert(stream.to_owned(), version),
+                        None => known.versions.remove(stream),
+                    };
+                    known.commands.remove(&command_key(append));
+                    for event in &append.events {
+                        batch_event_ids.remove(&event.event_id);
+                    }
+                }
+                // Streams are distinct and no command of the group was stored, so an
+                // append of the group is never answered as a repeat.
+                let error = result
+                    .err()
+                    .unwrap_or_else(|| StoreError::GroupPartlyStored {
+                        stream: append.stream.clone(),
+                        command_id: append.metadata.command_id.to_string(),
+                    });
+                return Decision::Answer(Err(error));
+            }
+        }
+    }
+    Decision::Write(outcomes)
 }
 
 fn decide_one(
     append: &PendingAppend,
     known: &mut Known,
     batch_event_ids: &mut HashSet<uuid::Uuid>,
-) -> Decision {
+) -> One {
     let stream = append.stream.as_str();
-    let command_key = (
-        stream.to_owned(),
-        append.metadata.command_id.as_str().to_owned(),
-    );
+    let command_key = command_key(append);
     // Idempotency first, as the trait says: a repeat is answered even if stale.
     if let Some(first) = known.commands.get(&command_key) {
-        return Decision::Answer(Ok(AppendOutcome {
+        return One::Answer(Ok(AppendOutcome {
             deduplicated: true,
             ..*first
         }));
     }
     let current = known.versions.get(stream).copied().unwrap_or(0);
     if let Err(conflict) = append.expected.check(&append.stream, current) {
-        return Decision::Answer(Err(conflict));
+        return One::Answer(Err(conflict));
     }
     // Event ids repeated inside the batch; repeats of stored ids surface as a unique
     // violation of the insert, and the batch is then retried one append at a time.
     let mut own = HashSet::new();
     for event in &append.events {
         if batch_event_ids.contains(&event.event_id) || !own.insert(event.event_id) {
-            return Decision::Answer(Err(StoreError::DuplicateEventId(event.event_id)));
+            return One::Answer(Err(StoreError::DuplicateEventId(event.event_id)));
         }
     }
     batch_event_ids.extend(own);
@@ -95,7 +205,7 @@ fn decide_one(
     *head += count;
     known.versions.insert(stream.to_owned(), current + count);
     known.commands.insert(command_key, outcome);
-    Decision::Write(outcome)
+    One::Write(outcome)
 }
 
 /// The outcome of `count` events starting at `first_position` and `first_version`.

@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
-use self::batch::Job;
+use self::batch::{Job, Reply};
 use self::codec::PendingAppend;
 use super::follow::{follow, FollowConfig, Heads};
 use super::{
@@ -192,14 +192,31 @@ impl EventStore for PgEventStore {
         let shard = request.stream.shard();
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            append: PendingAppend::encode(request),
-            reply,
+            appends: vec![PendingAppend::encode(request)],
+            reply: Reply::One(reply),
         };
         // Queued before the first await: appends reach their writer in submission order.
         self.inner.routes[usize::from(shard.index())]
             .send(job)
             .map_err(|_| StoreError::ShuttingDown)?;
         // The writer answers every job it takes, so a dropped reply means it stopped.
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    async fn append_group(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        // One shard: one writer, one transaction, one head lock.
+        let shard = self.inner.config.limits.check_group(&requests)?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            appends: requests.into_iter().map(PendingAppend::encode).collect(),
+            reply: Reply::Group(reply),
+        };
+        self.inner.routes[usize::from(shard.index())]
+            .send(job)
+            .map_err(|_| StoreError::ShuttingDown)?;
         answer.await.map_err(|_| StoreError::ShuttingDown)?
     }
 

@@ -213,6 +213,34 @@ async fn a_refused_append_fails_alone_in_its_batch() {
     assert_eq!(head, Position::new(19));
 }
 
+/// An append group whose second append the database refuses, queued between plain appends
+/// of its shard: the group fails whole (its first append is not written either), the
+/// others commit around it, gap-free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_group_fails_whole_and_alone_in_its_batch() {
+    let store = one_database().await;
+    let (a, b) = (stream_in(9, "ga"), stream_in(9, "gb"));
+    let mut poisoned = request(&b, ExpectedVersion::NO_STREAM, 1);
+    poisoned.events[0].event_type = POISON_EVENT_TYPE.to_owned();
+    let group = vec![request(&a, ExpectedVersion::NO_STREAM, 2), poisoned];
+    let before = request(&stream_in(9, "before"), ExpectedVersion::NO_STREAM, 1);
+    let after = request(&stream_in(9, "after"), ExpectedVersion::NO_STREAM, 1);
+    // Queued in this order before the first await of any of them.
+    let (before, group, after) = tokio::join!(
+        store.append(before),
+        store.append_group(group),
+        store.append(after)
+    );
+    assert!(
+        matches!(group, Err(StoreError::Unavailable(_))),
+        "{group:?}"
+    );
+    assert_eq!(before.unwrap().first_position, Position::new(1));
+    assert_eq!(after.unwrap().first_position, Position::new(2));
+    assert!(store.read_stream(&a, 1, 10).await.unwrap().is_empty());
+    assert!(store.read_stream(&b, 1, 10).await.unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_answers_what_is_queued_then_refuses() {
     let db = TestDatabase::create().await;

@@ -1,5 +1,6 @@
 //! The group-commit writer: one task per (database, `shard % W`), committing everything
-//! queued for its shards in one transaction.
+//! queued for its shards in one transaction. A job is one append or one append group (all
+//! in one shard, so in this writer's).
 //!
 //! A transaction is two round trips, each a pipeline of statements sent together:
 //! 1. `BEGIN`; lock the heads of the batch's shards (`FOR UPDATE`, in shard order, so two
@@ -91,15 +92,15 @@ impl Writer {
                     }
                 },
             };
-            let mut events = first.append.events.len();
+            let mut events = first.events();
             let mut batch = vec![first];
             while events < self.max_batch_events {
                 let Ok(job) = self.jobs.try_recv() else { break };
-                if events + job.append.events.len() > self.max_batch_events {
+                if events + job.events() > self.max_batch_events {
                     carry = Some(job);
                     break;
                 }
-                events += job.append.events.len();
+                events += job.events();
                 batch.push(job);
             }
             self.commit_batch(batch).await;
@@ -116,7 +117,7 @@ impl Writer {
                 for job in batch {
                     let result = match self.commit(std::slice::from_ref(&job)).await {
                         Ok(mut decisions) => match decisions.pop() {
-                            Some(Decision::Write(outcome)) => Ok(outcome),
+                            Some(Decision::Write(outcomes)) => Ok(outcomes),
                             Some(Decision::Answer(result)) => result,
                             None => Err(StoreError::Unavailable("no decision".into())),
                         },
@@ -196,9 +197,13 @@ impl Writer {
             // the store has no narrower error for "the database refused".
             return StoreError::Unavailable(format!("database refused the append: {db}"));
         }
-        let append = &job.append;
         if db.constraint() == Some("events_event_id_key") {
-            let ids: Vec<uuid::Uuid> = append.events.iter().map(|e| e.event_id).collect();
+            let ids: Vec<uuid::Uuid> = job
+                .appends
+                .iter()
+                .flat_map(|a| &a.events)
+                .map(|e| e.event_id)
+                .collect();
             let stored = match &self.client {
                 Some(c) => c
                     .query_opt(
@@ -214,7 +219,11 @@ impl Writer {
             return StoreError::DuplicateEventId(stored.unwrap_or(ids[0]));
         }
         // The stream moved under us: only possible if something wrote the table without
-        // taking the head lock. Report it as the conflict it is.
+        // taking the head lock. Report it as the conflict it is (of a group's first stream:
+        // which one moved is not worth a query per stream on a path that should not happen).
+        let Some(append) = job.appends.first() else {
+            return StoreError::Unavailable(format!("database refused the append: {db}"));
+        };
         let actual = match &self.client {
             Some(c) => c
                 .query_one(
@@ -252,20 +261,17 @@ async fn transaction(
     client: &Object,
     jobs: &[Job],
 ) -> Result<(Vec<Decision>, Known), tokio_postgres::Error> {
-    let mut shards: Vec<i16> = jobs
-        .iter()
-        .map(|j| i16::from(j.append.stream.shard().index()))
+    let appends = || jobs.iter().flat_map(|j| &j.appends);
+    let mut shards: Vec<i16> = appends()
+        .map(|a| i16::from(a.stream.shard().index()))
         .collect();
     shards.sort_unstable();
     shards.dedup();
-    let mut streams: Vec<&str> = jobs.iter().map(|j| j.append.stream.as_str()).collect();
+    let mut streams: Vec<&str> = appends().map(|a| a.stream.as_str()).collect();
     streams.sort_unstable();
     streams.dedup();
-    let command_streams: Vec<&str> = jobs.iter().map(|j| j.append.stream.as_str()).collect();
-    let command_ids: Vec<&str> = jobs
-        .iter()
-        .map(|j| j.append.metadata.command_id.as_str())
-        .collect();
+    let command_streams: Vec<&str> = appends().map(|a| a.stream.as_str()).collect();
+    let command_ids: Vec<&str> = appends().map(|a| a.metadata.command_id.as_str()).collect();
 
     let lock = client.prepare_cached(LOCK_HEADS).await?;
     let versions = client.prepare_cached(STREAM_VERSIONS).await?;
@@ -299,10 +305,9 @@ async fn transaction(
     let locked = shards.clone();
     for row in command_rows? {
         let stream: String = row.get(0);
-        let shard = jobs
-            .iter()
-            .find(|j| j.append.stream.as_str() == stream)
-            .map(|j| j.append.stream.shard())
+        let shard = appends()
+            .find(|a| a.stream.as_str() == stream)
+            .map(|a| a.stream.shard())
             .expect("a stored command of a stream of the batch");
         let outcome = batch::outcome(
             shard,
@@ -317,8 +322,10 @@ async fn transaction(
 
     let mut columns = BatchColumns::default();
     for (job, decision) in jobs.iter().zip(&decisions) {
-        if let Decision::Write(o) = decision {
-            columns.push(&job.append, o.first_position.get(), o.first_version);
+        if let Decision::Write(outcomes) = decision {
+            for (append, o) in job.appends.iter().zip(outcomes) {
+                columns.push(append, o.first_position.get(), o.first_version);
+            }
         }
     }
     if columns.len() == 0 {
