@@ -22,36 +22,29 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use super::dead_letter::{dead_letter_message, dlq_headers};
 use super::error::ConsumerError;
+use super::route::Route;
 use super::{
     decode_event, validate_consumer_name, AckKind, Acker, BoxError, BusError, BusMessage,
-    CheckpointStore, ConsumerConfig, Delivery, DurableConsumer, EventBus, OutgoingMessage,
-    MSG_ID_HEADER,
+    CheckpointStore, ConsumerConfig, Delivery, DurableConsumer, EventBus,
 };
 use crate::store::{Position, RecordedEvent};
-
-/// Headers of dead letters and redriven messages.
-pub mod dlq_headers {
-    /// The handler's last error (one line, at most 1,000 bytes).
-    pub const ERROR: &str = "Orderflow-Dlq-Error";
-    /// The subject the message was consumed from (where `redrive` sends it back).
-    pub const SUBJECT: &str = "Orderflow-Dlq-Subject";
-    pub const CONSUMER: &str = "Orderflow-Dlq-Consumer";
-    /// The message's sequence in its original stream.
-    pub const SEQUENCE: &str = "Orderflow-Dlq-Sequence";
-    /// The original `Nats-Msg-Id` (the event id).
-    pub const MSG_ID: &str = "Orderflow-Dlq-Msg-Id";
-    /// On a redriven message: the only consumer that should handle it.
-    pub const REDRIVE: &str = "Orderflow-Redrive";
-}
-
-const MAX_ERROR_HEADER: usize = 1_000;
 
 /// What a handler failure is: anything, kept whole for the logs and the dead letter.
 pub type HandlerError = BoxError;
 
 #[async_trait]
 pub trait EventHandler: Send {
+    /// Whether this handler wants events of `event_type` in streams of `category` (`order`,
+    /// `sku`, …). Asked before the body is decoded: an event it does not want is never
+    /// decoded nor handed over, but its position still counts (duplicates, gaps, the
+    /// checkpoint). Must not change while the consumer runs. Default: every event.
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        let _ = (category, event_type);
+        true
+    }
+
     /// Applies one event. Must be idempotent: after a crash, events past the saved
     /// checkpoint are handled again.
     async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError>;
@@ -67,11 +60,18 @@ pub trait EventHandler: Send {
 /// applied: a handler that needs strict order within a key fails the key's later events too.
 #[async_trait]
 pub trait BatchEventHandler: Send {
+    /// As [`EventHandler::wants`]: events it does not want are skipped undecoded.
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        let _ = (category, event_type);
+        true
+    }
+
     async fn handle_batch(&mut self, events: &[RecordedEvent]) -> Vec<Result<(), HandlerError>>;
 }
 
 /// Which shards a consumer follows. Always whole shards: the gap check relies on seeing every
-/// position of a shard, so a handler that wants one category filters in `handle`.
+/// position of a shard, so a handler that wants a few event types says so with `wants`, and
+/// the consumer skips the others by their headers without decoding them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardSelection {
     All,
@@ -274,6 +274,7 @@ impl OrderedConsumer {
         let mut next_last: HashMap<Shard, Position> = HashMap::new();
         let mut ready: Vec<(RecordedEvent, Delivery)> = Vec::new();
         let mut redriven: Vec<(RecordedEvent, Delivery)> = Vec::new();
+        let mut skipped: Vec<Delivery> = Vec::new();
         for delivery in deliveries {
             if let Some(target) = delivery.message.header(dlq_headers::REDRIVE) {
                 if target != self.config.name {
@@ -289,31 +290,35 @@ impl OrderedConsumer {
                 }
                 continue;
             }
-            let event = match decode_event(&delivery.message) {
-                Ok(event) => event,
-                Err(e) => {
-                    self.dead_letter(&delivery, &e).await?;
+            let examined = examine(&delivery.message, |c, t| handler.wants(c, t));
+            let (shard, position) = match &examined {
+                Examined::Skip { shard, position } => (*shard, *position),
+                Examined::Event(event) => (event.shard, event.position),
+                Examined::Bad(e) => {
+                    self.dead_letter(&delivery, e).await?;
                     delivery.ack().await?;
                     continue;
                 }
             };
             let last = next_last
-                .get(&event.shard)
+                .get(&shard)
                 .copied()
-                .unwrap_or_else(|| self.last_applied(event.shard));
-            if event.position <= last {
+                .unwrap_or_else(|| self.last_applied(shard));
+            if position <= last {
                 let (_, acker) = delivery.into_parts();
                 self.held.push(acker);
                 continue;
             }
-            if event.position > last.next() {
-                tracing::debug!(shard = %event.shard, position = %event.position, %last,
-                    "event ahead of its predecessor; nak");
+            if position > last.next() {
+                tracing::debug!(%shard, %position, %last, "event ahead of its predecessor; nak");
                 delivery.nak(Some(self.config.gap_delay)).await?;
                 continue;
             }
-            next_last.insert(event.shard, event.position);
-            ready.push((event, delivery));
+            next_last.insert(shard, position);
+            match examined {
+                Examined::Event(event) => ready.push((event, delivery)),
+                Examined::Skip { .. } | Examined::Bad(_) => skipped.push(delivery),
+            }
         }
 
         let failed = self.handle_batch_with_retries(&ready, handler).await;
@@ -323,12 +328,12 @@ impl OrderedConsumer {
                 event_id = %event.event_id, error = %error, "handler gave up; dead-lettering");
             self.dead_letter(delivery, error.as_ref()).await?;
         }
-        for (event, delivery) in ready {
-            self.last.insert(event.shard, event.position);
-            self.dirty.insert(event.shard, event.position);
-            let (_, acker) = delivery.into_parts();
-            self.held.push(acker);
+        for (shard, position) in next_last {
+            self.last.insert(shard, position);
+            self.dirty.insert(shard, position);
         }
+        let settled = ready.into_iter().map(|(_, d)| d).chain(skipped);
+        self.held.extend(settled.map(|d| d.into_parts().1));
 
         // Redriven dead letters: outside the checkpoint, acked at once.
         let failed = self.handle_batch_with_retries(&redriven, handler).await;
@@ -402,35 +407,46 @@ impl OrderedConsumer {
             }
             return self.process_redriven(delivery, handler).await;
         }
-        let event = match decode_event(&delivery.message) {
-            Ok(event) => event,
-            Err(e) => {
+        let examined = examine(&delivery.message, |c, t| handler.wants(c, t));
+        let (shard, position) = match &examined {
+            Examined::Skip { shard, position } => (*shard, *position),
+            Examined::Event(event) => (event.shard, event.position),
+            Examined::Bad(e) => {
                 // Nothing can ever decode it; keep it for an operator instead of blocking.
-                self.dead_letter(&delivery, &e).await?;
+                self.dead_letter(&delivery, e).await?;
                 return delivery.ack().await;
             }
         };
-        let last = self.last_applied(event.shard);
-        if event.position <= last {
+        let last = self.last_applied(shard);
+        if position <= last {
             let (_, acker) = delivery.into_parts();
             self.held.push(acker);
             return Ok(());
         }
-        if event.position > last.next() {
-            tracing::debug!(shard = %event.shard, position = %event.position, %last,
-                "event ahead of its predecessor; nak");
+        if position > last.next() {
+            tracing::debug!(%shard, %position, %last, "event ahead of its predecessor; nak");
             return delivery.nak(Some(self.config.gap_delay)).await;
         }
+        let Examined::Event(event) = examined else {
+            // Not wanted: only its position moves.
+            self.advance(shard, position, delivery);
+            return Ok(());
+        };
         if let Err(e) = self.handle_with_retries(&event, &delivery, handler).await {
             tracing::error!(shard = %event.shard, position = %event.position,
                 event_id = %event.event_id, error = %e, "handler gave up; dead-lettering");
             self.dead_letter(&delivery, e.as_ref()).await?;
         }
-        self.last.insert(event.shard, event.position);
-        self.dirty.insert(event.shard, event.position);
+        self.advance(shard, position, delivery);
+        Ok(())
+    }
+
+    /// Records a shard's new position and holds the delivery's ack for the checkpoint.
+    fn advance(&mut self, shard: Shard, position: Position, delivery: Delivery) {
+        self.last.insert(shard, position);
+        self.dirty.insert(shard, position);
         let (_, acker) = delivery.into_parts();
         self.held.push(acker);
-        Ok(())
     }
 
     /// A dead letter sent back by `redrive` for this consumer: out of order by nature, and
@@ -510,90 +526,45 @@ impl OrderedConsumer {
     }
 }
 
-fn dead_letter_message(
-    original: &BusMessage,
-    subject: &str,
-    consumer: &str,
-    stream_sequence: u64,
-    error: &(dyn std::error::Error + Send + Sync),
-) -> OutgoingMessage {
-    let mut text: String = error
-        .to_string()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.len() > MAX_ERROR_HEADER {
-        let mut cut = MAX_ERROR_HEADER;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
-    let mut out = OutgoingMessage::new(subject, original.payload.clone())
-        // Dead-lettering the same delivery twice (a crash before the ack) stores it once.
-        .with_msg_id(format!("dlq:{consumer}:{stream_sequence}"));
-    for (k, v) in &original.headers {
-        if k != MSG_ID_HEADER && k != dlq_headers::REDRIVE {
-            out.headers.insert(k.clone(), v.clone());
-        }
-    }
-    if let Some(id) = original.header(MSG_ID_HEADER) {
-        out.headers
-            .insert(dlq_headers::MSG_ID.to_owned(), id.to_owned());
-    }
-    out.with_header(dlq_headers::ERROR, text)
-        .with_header(dlq_headers::SUBJECT, original.subject.clone())
-        .with_header(dlq_headers::CONSUMER, consumer)
-        .with_header(dlq_headers::SEQUENCE, stream_sequence.to_string())
+/// What one event message is to a consumer, decided from its headers where it can.
+enum Examined {
+    /// Not wanted: only its place in the shard matters; the body was not decoded.
+    Skip { shard: Shard, position: Position },
+    /// Wanted (or without routing headers, and wanted once decoded).
+    Event(RecordedEvent),
+    /// Undecodable, or its headers contradict its body: nothing can handle it.
+    Bad(BusError),
 }
 
-/// Sends up to `max` of a consumer's dead letters back to their original subjects, marked
-/// `Orderflow-Redrive: {consumer}` so only that consumer handles them again (out of order,
-/// outside its checkpoint). Dead letters stay in the DLQ stream for the record; a durable
-/// `{consumer}-redrive` consumer remembers which were already redriven. Returns how many.
-#[instrument(skip_all, fields(consumer = %consumer))]
-pub async fn redrive(bus: &dyn EventBus, consumer: &str, max: usize) -> Result<usize, BusError> {
-    validate_consumer_name(consumer)?;
-    let redriver_name = format!("{consumer}-redrive");
-    validate_consumer_name(&redriver_name)?;
-    let redriver = bus
-        .consumer(ConsumerConfig::new(
-            redriver_name,
-            bus.subjects().dead_letter(consumer),
-        ))
-        .await?;
-    let mut done = 0;
-    while done < max {
-        let batch = redriver
-            .fetch((max - done).min(256), Duration::from_millis(200))
-            .await?;
-        if batch.is_empty() {
-            break;
-        }
-        for delivery in batch {
-            let m = &delivery.message;
-            let Some(subject) = m.header(dlq_headers::SUBJECT) else {
-                tracing::warn!(
-                    seq = delivery.stream_sequence,
-                    "dead letter without a subject"
-                );
-                delivery.term().await?;
-                continue;
+/// Reads the route from the headers; decodes the body only if `wants` it. A message without
+/// the headers (an older publisher) is decoded whole and then asked about.
+fn examine(message: &BusMessage, wants: impl Fn(&str, &str) -> bool) -> Examined {
+    let route = Route::of(message);
+    if let Some(route) = &route {
+        if !wants(route.category, route.event_type) {
+            return Examined::Skip {
+                shard: route.shard,
+                position: route.position,
             };
-            let mut out = OutgoingMessage::new(subject, m.payload.clone())
-                // A fresh id: the original one may still be inside the dedup window.
-                .with_msg_id(format!("redrive:{consumer}:{}", delivery.stream_sequence))
-                .with_header(dlq_headers::REDRIVE, consumer);
-            for (k, v) in &m.headers {
-                if !k.starts_with("Orderflow-Dlq-") && k != MSG_ID_HEADER {
-                    out.headers.insert(k.clone(), v.clone());
-                }
-            }
-            bus.publish(out).await?;
-            delivery.ack().await?;
-            done += 1;
         }
     }
-    tracing::info!(redriven = done, "redrive done");
-    Ok(done)
+    let event = match decode_event(message) {
+        Ok(event) => event,
+        Err(e) => return Examined::Bad(e),
+    };
+    match route {
+        // The body is the truth; headers that disagree with it were not written by the relay,
+        // and skipping by them could move a shard past an event nobody handled.
+        Some(r) if (r.shard, r.position) != (event.shard, event.position) => {
+            Examined::Bad(BusError::InvalidEnvelope {
+                field: "Orderflow-Position",
+            })
+        }
+        Some(_) => Examined::Event(event),
+        None if wants(event.stream.category(), &event.event_type) => Examined::Event(event),
+        None => Examined::Skip {
+            shard: event.shard,
+            position: event.position,
+        },
+    }
 }
