@@ -24,10 +24,10 @@ use tracing::instrument;
 
 use super::dead_letter::{dead_letter_message, dlq_headers};
 use super::error::ConsumerError;
-use super::route::Route;
+use super::route::{examine, Examined};
 use super::{
-    decode_event, validate_consumer_name, AckKind, Acker, BoxError, BusError, BusMessage,
-    CheckpointStore, ConsumerConfig, Delivery, DurableConsumer, EventBus,
+    decode_event, validate_consumer_name, AckKind, Acker, BoxError, BusError, CheckpointStore,
+    ConsumerConfig, Delivery, DurableConsumer, EventBus,
 };
 use crate::store::{Position, RecordedEvent};
 
@@ -121,7 +121,8 @@ pub struct OrderedConsumer {
     bus: Arc<dyn EventBus>,
     checkpoints: Arc<dyn CheckpointStore>,
     config: OrderedConsumerConfig,
-    consumer: Box<dyn DurableConsumer>,
+    /// Shared with the fetch that runs ahead while a batch is handled (`run_batched`).
+    consumer: Arc<dyn DurableConsumer>,
     /// Last applied position per shard (in memory; saved by `flush`).
     last: HashMap<Shard, Position>,
     /// Shards whose position moved since the last save.
@@ -148,7 +149,7 @@ impl OrderedConsumer {
         consumer_config.ack_wait = config.ack_wait;
         // Unlimited: gap naks must not use up deliveries; handler retries are counted here.
         consumer_config.max_deliver = None;
-        let consumer = bus.consumer(consumer_config).await?;
+        let consumer = Arc::from(bus.consumer(consumer_config).await?);
         let last = checkpoints.load(&config.name).await?;
         Ok(OrderedConsumer {
             bus,
@@ -230,10 +231,16 @@ impl OrderedConsumer {
         shutdown: CancellationToken,
     ) -> Result<H, ConsumerError> {
         let mut backoff = self.config.retry_backoff;
+        // The next fetch, started while the handler worked on the batch before it.
+        let mut prefetched: Option<Result<Vec<Delivery>, BusError>> = None;
         while !shutdown.is_cancelled() {
-            let fetched = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
+            let started = Instant::now();
+            let fetched = match prefetched.take() {
+                Some(fetched) => fetched,
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
+                },
             };
             let deliveries = match fetched {
                 Ok(d) => d,
@@ -243,10 +250,37 @@ impl OrderedConsumer {
                     continue;
                 }
             };
-            // The batch in hand is always finished, even on shutdown: its events may have
-            // been half-applied, and finishing them is cheaper than redoing them.
-            if let Err(e) = self.process_batch(deliveries, &mut handler).await {
+            let (fetched, fetch_took) = (deliveries.len(), started.elapsed());
+            // While the handler works (its own round trips to the store), the bus gathers and
+            // transfers the next batch. Only after a non-empty batch: an idle consumer's fetch
+            // waits `fetch_wait` anyway. The batch in hand is always finished, even on
+            // shutdown: its events may have been half-applied, and finishing them is cheaper
+            // than redoing them.
+            let processed = if fetched > 0 {
+                let consumer = self.consumer.clone();
+                let (batch, wait) = (self.config.batch, self.config.fetch_wait);
+                let prefetch = async {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => None,
+                        f = consumer.fetch(batch, wait) => Some(f),
+                    }
+                };
+                let process = async {
+                    let began = Instant::now();
+                    let processed = self.process_batch(deliveries, &mut handler).await;
+                    (processed, began.elapsed())
+                };
+                let ((processed, took), next) = tokio::join!(process, prefetch);
+                prefetched = next;
+                (processed, took)
+            } else {
+                (Ok(()), Duration::ZERO)
+            };
+            let (processed, handle_took) = processed;
+            if let Err(e) = processed {
                 tracing::warn!(error = %e, "cannot settle a message; retrying later");
+                // What was fetched ahead may now be past a gap: give it back, in order.
+                give_back(prefetched.take()).await;
                 self.pause(&shutdown, &mut backoff).await;
                 continue;
             }
@@ -258,7 +292,15 @@ impl OrderedConsumer {
                     tracing::warn!(error = %e, "cannot save consumer checkpoint; retrying later");
                 }
             }
+            if fetched > 0 {
+                // `fetch_took` is 0 for a batch fetched ahead; the rest of the loop is waiting
+                // for the next fetch, and the checkpoint.
+                tracing::debug!(fetched, ?fetch_took, ?handle_took,
+                    rest_took = ?(started.elapsed() - fetch_took - handle_took), "batch");
+            }
         }
+        // Fetched ahead but never handed over: redeliver at once to whoever runs next.
+        give_back(prefetched.take()).await;
         self.flush().await?;
         Ok(handler)
     }
@@ -272,8 +314,8 @@ impl OrderedConsumer {
     ) -> Result<(), BusError> {
         // Positions as they will be once this batch is applied, for the gap check within it.
         let mut next_last: HashMap<Shard, Position> = HashMap::new();
-        let mut ready: Vec<(RecordedEvent, Delivery)> = Vec::new();
-        let mut redriven: Vec<(RecordedEvent, Delivery)> = Vec::new();
+        let mut ready = Ready::default();
+        let mut redriven = Ready::default();
         let mut skipped: Vec<Delivery> = Vec::new();
         for delivery in deliveries {
             if let Some(target) = delivery.message.header(dlq_headers::REDRIVE) {
@@ -282,7 +324,7 @@ impl OrderedConsumer {
                     continue;
                 }
                 match decode_event(&delivery.message) {
-                    Ok(event) => redriven.push((event, delivery)),
+                    Ok(event) => redriven.push(event, delivery),
                     Err(e) => {
                         self.dead_letter(&delivery, &e).await?;
                         delivery.ack().await?;
@@ -316,14 +358,14 @@ impl OrderedConsumer {
             }
             next_last.insert(shard, position);
             match examined {
-                Examined::Event(event) => ready.push((event, delivery)),
+                Examined::Event(event) => ready.push(event, delivery),
                 Examined::Skip { .. } | Examined::Bad(_) => skipped.push(delivery),
             }
         }
 
         let failed = self.handle_batch_with_retries(&ready, handler).await;
         for (i, error) in failed {
-            let (event, delivery) = &ready[i];
+            let (event, delivery) = (&ready.events[i], &ready.deliveries[i]);
             tracing::error!(shard = %event.shard, position = %event.position,
                 event_id = %event.event_id, error = %error, "handler gave up; dead-lettering");
             self.dead_letter(delivery, error.as_ref()).await?;
@@ -332,39 +374,41 @@ impl OrderedConsumer {
             self.last.insert(shard, position);
             self.dirty.insert(shard, position);
         }
-        let settled = ready.into_iter().map(|(_, d)| d).chain(skipped);
+        let settled = ready.deliveries.into_iter().chain(skipped);
         self.held.extend(settled.map(|d| d.into_parts().1));
 
         // Redriven dead letters: outside the checkpoint, acked at once.
         let failed = self.handle_batch_with_retries(&redriven, handler).await;
         for (i, error) in failed {
-            self.dead_letter(&redriven[i].1, error.as_ref()).await?;
+            self.dead_letter(&redriven.deliveries[i], error.as_ref())
+                .await?;
         }
-        for (_, delivery) in redriven {
+        for delivery in redriven.deliveries {
             delivery.ack().await?;
         }
         Ok(())
     }
 
-    /// Hands `items` to the handler, then the failed ones again (in order) with back-off,
+    /// Hands the events to the handler, then the failed ones again (in order) with back-off,
     /// `max_attempts` times in all. Returns the indexes that still fail, with their errors.
     async fn handle_batch_with_retries<H: BatchEventHandler>(
         &self,
-        items: &[(RecordedEvent, Delivery)],
+        items: &Ready,
         handler: &mut H,
     ) -> Vec<(usize, HandlerError)> {
-        let mut pending: Vec<usize> = (0..items.len()).collect();
+        if items.events.is_empty() {
+            return Vec::new();
+        }
+        // The first attempt takes the whole batch as it is; only retries copy events.
+        let mut pending: Vec<usize> = (0..items.events.len()).collect();
+        let mut results = handler.handle_batch(&items.events).await;
         let mut backoff = self.config.retry_backoff;
         let mut attempt = 1;
         loop {
-            if pending.is_empty() {
-                return Vec::new();
-            }
-            let events: Vec<RecordedEvent> = pending.iter().map(|&i| items[i].0.clone()).collect();
-            let mut results = handler.handle_batch(&events).await.into_iter();
+            let mut results_iter = results.into_iter();
             let mut failed = Vec::new();
             for &i in &pending {
-                match results.next() {
+                match results_iter.next() {
                     Some(Ok(())) => {}
                     Some(Err(e)) => failed.push((i, e)),
                     None => failed.push((i, HandlerError::from("the handler gave no result"))),
@@ -377,12 +421,15 @@ impl OrderedConsumer {
                 "batch handler failed on some events; retrying them");
             for (i, _) in &failed {
                 // Keep the bus from redelivering them elsewhere while we retry.
-                let _ = items[*i].1.in_progress().await;
+                let _ = items.deliveries[*i].in_progress().await;
             }
             tokio::time::sleep(backoff).await;
             backoff = backoff.saturating_mul(2);
             attempt += 1;
             pending = failed.into_iter().map(|(i, _)| i).collect();
+            let events: Vec<RecordedEvent> =
+                pending.iter().map(|&i| items.events[i].clone()).collect();
+            results = handler.handle_batch(&events).await;
         }
     }
 
@@ -526,45 +573,27 @@ impl OrderedConsumer {
     }
 }
 
-/// What one event message is to a consumer, decided from its headers where it can.
-enum Examined {
-    /// Not wanted: only its place in the shard matters; the body was not decoded.
-    Skip { shard: Shard, position: Position },
-    /// Wanted (or without routing headers, and wanted once decoded).
-    Event(RecordedEvent),
-    /// Undecodable, or its headers contradict its body: nothing can handle it.
-    Bad(BusError),
+/// The events of a batch to hand over, beside their deliveries (same index): the handler
+/// takes `&events` as is.
+#[derive(Default)]
+struct Ready {
+    events: Vec<RecordedEvent>,
+    deliveries: Vec<Delivery>,
 }
 
-/// Reads the route from the headers; decodes the body only if `wants` it. A message without
-/// the headers (an older publisher) is decoded whole and then asked about.
-fn examine(message: &BusMessage, wants: impl Fn(&str, &str) -> bool) -> Examined {
-    let route = Route::of(message);
-    if let Some(route) = &route {
-        if !wants(route.category, route.event_type) {
-            return Examined::Skip {
-                shard: route.shard,
-                position: route.position,
-            };
-        }
+impl Ready {
+    fn push(&mut self, event: RecordedEvent, delivery: Delivery) {
+        self.events.push(event);
+        self.deliveries.push(delivery);
     }
-    let event = match decode_event(message) {
-        Ok(event) => event,
-        Err(e) => return Examined::Bad(e),
-    };
-    match route {
-        // The body is the truth; headers that disagree with it were not written by the relay,
-        // and skipping by them could move a shard past an event nobody handled.
-        Some(r) if (r.shard, r.position) != (event.shard, event.position) => {
-            Examined::Bad(BusError::InvalidEnvelope {
-                field: "Orderflow-Position",
-            })
+}
+
+/// Naks every delivery of a batch that will not be handled (fetched ahead of a failure or of
+/// shutdown), so the bus delivers them again now instead of after the ack wait.
+async fn give_back(prefetched: Option<Result<Vec<Delivery>, BusError>>) {
+    if let Some(Ok(deliveries)) = prefetched {
+        for delivery in deliveries {
+            let _ = delivery.nak(None).await;
         }
-        Some(_) => Examined::Event(event),
-        None if wants(event.stream.category(), &event.event_type) => Examined::Event(event),
-        None => Examined::Skip {
-            shard: event.shard,
-            position: event.position,
-        },
     }
 }

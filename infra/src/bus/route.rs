@@ -7,8 +7,8 @@
 use orderflow_domain::Shard;
 
 use super::envelope::headers;
-use super::BusMessage;
-use crate::store::Position;
+use super::{decode_event, BusError, BusMessage};
+use crate::store::{Position, RecordedEvent};
 
 /// The routing facts of an event message, borrowed from its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,49 @@ impl<'a> Route<'a> {
             category,
             event_type,
         })
+    }
+}
+
+/// What one event message is to a consumer, decided from its headers where it can.
+pub(crate) enum Examined {
+    /// Not wanted: only its place in the shard matters; the body was not decoded.
+    Skip { shard: Shard, position: Position },
+    /// Wanted (or without routing headers, and wanted once decoded).
+    Event(RecordedEvent),
+    /// Undecodable, or its headers contradict its body: nothing can handle it.
+    Bad(BusError),
+}
+
+/// Reads the route from the headers; decodes the body only if `wants` it. A message without
+/// the headers (an older publisher) is decoded whole and then asked about.
+pub(crate) fn examine(message: &BusMessage, wants: impl Fn(&str, &str) -> bool) -> Examined {
+    let route = Route::of(message);
+    if let Some(route) = &route {
+        if !wants(route.category, route.event_type) {
+            return Examined::Skip {
+                shard: route.shard,
+                position: route.position,
+            };
+        }
+    }
+    let event = match decode_event(message) {
+        Ok(event) => event,
+        Err(e) => return Examined::Bad(e),
+    };
+    match route {
+        // The body is the truth; headers that disagree with it were not written by the relay,
+        // and skipping by them could move a shard past an event nobody handled.
+        Some(r) if (r.shard, r.position) != (event.shard, event.position) => {
+            Examined::Bad(BusError::InvalidEnvelope {
+                field: "Orderflow-Position",
+            })
+        }
+        Some(_) => Examined::Event(event),
+        None if wants(event.stream.category(), &event.event_type) => Examined::Event(event),
+        None => Examined::Skip {
+            shard: event.shard,
+            position: event.position,
+        },
     }
 }
 
