@@ -29,6 +29,28 @@ use crate::execute::decode;
 /// The durable consumer's name (and its checkpoint's, and its dead-letter subject's token).
 pub const SCHEDULER_CONSUMER: &str = "deadline-scheduler";
 
+/// The events that open or close a window, by category: the only ones [`DeadlineScheduler::apply`]
+/// acts on, and so the only ones the consumer decodes. `OrderFailed` is not among them: an
+/// order fails only while CREATING, before it has a payment deadline (in a flash sale most
+/// orders fail, and cancelling nothing cost a store round trip each).
+pub(crate) const ORDER_TYPES: &[&str] = &[
+    "OrderCreated",
+    "OrderPaid",
+    "OrderCancelled",
+    "RidersNotified",
+    "OfferExpired",
+    "OrderGrabbed",
+    "DeliveryTimedOut",
+    "OrderDelivered",
+    "OrderClosed",
+];
+pub(crate) const SKU_TYPES: &[&str] = &["StockReserved", "StockDeducted", "StockReleased"];
+pub(crate) const RIDER_TYPES: &[&str] = &[
+    "RiderOrderAssigned",
+    "RiderOrderUnassigned",
+    "RiderOrderFinished",
+];
+
 pub struct DeadlineScheduler {
     store: Arc<dyn DeadlineStore>,
     /// RECEIVED on time → CLOSED after this (`ORDERFLOW_CLOSE_AFTER`).
@@ -82,12 +104,7 @@ impl DeadlineScheduler {
                 self.on_sku(event, sku, decode::<Sku>(event)?).await
             }
             // Riders report their location all the time: look at the type before decoding.
-            "rider"
-                if matches!(
-                    event.event_type.as_str(),
-                    "RiderOrderAssigned" | "RiderOrderUnassigned" | "RiderOrderFinished"
-                ) =>
-            {
+            "rider" if RIDER_TYPES.contains(&event.event_type.as_str()) => {
                 let rider = RiderId::parse(event.stream.id())
                     .map_err(|e| CommandError::Corrupt(format!("{}: {e}", event.stream)))?;
                 self.on_rider(event, rider, decode::<Rider>(event)?).await
@@ -140,9 +157,7 @@ impl DeadlineScheduler {
         };
         match &decoded {
             OrderEvent::Created(e) => self.schedule(event, payment(), e.payment_deadline).await,
-            OrderEvent::Paid(_) | OrderEvent::Cancelled(_) | OrderEvent::Failed(_) => {
-                self.cancel(payment()).await
-            }
+            OrderEvent::Paid(_) | OrderEvent::Cancelled(_) => self.cancel(payment()).await,
             OrderEvent::RidersNotified(e) => {
                 self.schedule(event, offer(&e.offer_id), e.expires_at).await
             }
@@ -163,7 +178,9 @@ impl DeadlineScheduler {
                 }
             }
             OrderEvent::Closed(_) => self.cancel(close()).await,
+            // Failed: only from CREATING, so there is no payment deadline to cancel.
             OrderEvent::Submitted(_)
+            | OrderEvent::Failed(_)
             | OrderEvent::PaymentReceived(_)
             | OrderEvent::PaymentRefunded(_)
             | OrderEvent::PickedUp(_)
@@ -222,6 +239,16 @@ impl DeadlineScheduler {
 
 #[async_trait]
 impl EventHandler for DeadlineScheduler {
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        let types = match category {
+            "order" => ORDER_TYPES,
+            "sku" => SKU_TYPES,
+            "rider" => RIDER_TYPES,
+            _ => return false,
+        };
+        types.contains(&event_type)
+    }
+
     async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError> {
         self.apply(event)
             .await

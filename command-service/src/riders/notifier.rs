@@ -190,12 +190,16 @@ pub(crate) struct NotifierHandler {
 
 #[async_trait]
 impl EventHandler for NotifierHandler {
+    /// Most events are none of the notifier's business: the consumer skips them undecoded.
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        category == orderflow_domain::stream::ORDER_CATEGORY
+            && matches!(event_type, ORDER_PAID | OFFER_EXPIRED)
+    }
+
     async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        if event.stream.category() != orderflow_domain::stream::ORDER_CATEGORY {
+        if !self.wants(event.stream.category(), &event.event_type) {
             return Ok(());
         }
-        // Filter on the type name first: most order events are none of the notifier's
-        // business and need not be decoded.
         let round = match event.event_type.as_str() {
             ORDER_PAID => 1,
             OFFER_EXPIRED => match decode::<Order>(event)? {

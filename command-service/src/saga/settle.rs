@@ -14,6 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use orderflow_domain::order::{Order, OrderEvent, OrderLine, PaymentRefunded, RefundReason};
 use orderflow_domain::sku::{ReleaseReason, SkuCommand};
+use orderflow_domain::stream::ORDER_CATEGORY;
 use orderflow_domain::{Money, OrderNo, PaymentTxnId, Timestamp};
 use orderflow_infra::bus::{BatchEventHandler, HandlerError, OutgoingMessage};
 use orderflow_infra::store::RecordedEvent;
@@ -60,15 +61,22 @@ impl SettleHandler {
     }
 }
 
+/// The events the settlement half reacts to (all of the `order` category).
+pub(super) const SETTLED_TYPES: &[&str] = &["OrderPaid", "OrderCancelled", "PaymentRefunded"];
+
 #[async_trait]
 impl BatchEventHandler for SettleHandler {
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        category == ORDER_CATEGORY && SETTLED_TYPES.contains(&event_type)
+    }
+
     #[instrument(skip_all, fields(events = events.len()))]
     async fn handle_batch(&mut self, events: &[RecordedEvent]) -> Vec<Result<(), HandlerError>> {
         let mut results: Vec<Result<(), HandlerError>> = events.iter().map(|_| Ok(())).collect();
         let mut stock_work = Vec::new();
         let mut refunds = Vec::new();
         for (index, event) in events.iter().enumerate() {
-            if event.stream.category() != "order" {
+            if event.stream.category() != ORDER_CATEGORY {
                 continue;
             }
             let work = match event.event_type.as_str() {

@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use orderflow_domain::merchant::Merchant;
 use orderflow_domain::order::{Order, OrderCommand, OrderEvent, OrderState, OrderSubmitted};
 use orderflow_domain::sku::{ReleaseReason, SkuCommand};
+use orderflow_domain::stream::ORDER_CATEGORY;
 use orderflow_domain::{Decider, FailureReason, MerchantId, SkuId};
 use orderflow_infra::bus::{BatchEventHandler, HandlerError};
 use orderflow_infra::store::{AppendRequest, ExpectedVersion, RecordedEvent, StoreError};
@@ -53,14 +54,21 @@ impl SubmitHandler {
     }
 }
 
+/// The one event the submit half reacts to.
+pub(super) const ORDER_SUBMITTED: &str = "OrderSubmitted";
+
 #[async_trait]
 impl BatchEventHandler for SubmitHandler {
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        category == ORDER_CATEGORY && event_type == ORDER_SUBMITTED
+    }
+
     #[instrument(skip_all, fields(events = events.len()))]
     async fn handle_batch(&mut self, events: &[RecordedEvent]) -> Vec<Result<(), HandlerError>> {
         let mut results: Vec<Result<(), HandlerError>> = events.iter().map(|_| Ok(())).collect();
         let mut orders = Vec::new();
         for (index, event) in events.iter().enumerate() {
-            if event.stream.category() != "order" || event.event_type != "OrderSubmitted" {
+            if !self.wants(event.stream.category(), &event.event_type) {
                 continue;
             }
             match decode::<Order>(event) {
@@ -79,14 +87,18 @@ impl BatchEventHandler for SubmitHandler {
         if orders.is_empty() {
             return results;
         }
-        tracing::debug!(orders = orders.len(), "submissions");
+        let started = std::time::Instant::now();
         self.check_merchants(&mut orders).await;
+        let merchants_took = started.elapsed();
         self.reserve(&mut orders).await;
+        let reserve_took = started.elapsed() - merchants_took;
         #[cfg(test)]
         if self.ctx.crash_after_reserve {
             panic!("simulated crash between the reservations and the outcome");
         }
         self.settle(&mut orders).await;
+        tracing::debug!(orders = orders.len(), ?merchants_took, ?reserve_took,
+            outcomes_took = ?(started.elapsed() - merchants_took - reserve_took), "submissions");
         for order in orders {
             if let Some(e) = order.error {
                 results[order.index] = Err(failed(e));

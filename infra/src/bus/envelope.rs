@@ -23,7 +23,7 @@ pub mod headers {
 }
 
 /// The JSON body. Owned fields and serde derives only, so the schema is readable here.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Envelope {
     envelope: u16,
     event_id: Uuid,
@@ -38,23 +38,41 @@ struct Envelope {
     recorded_at: Timestamp,
 }
 
+/// [`Envelope`] borrowing from the event, for encoding: the same fields in the same order
+/// (the pinned-format test below guards both), without copying the payload and metadata of
+/// every event the relay publishes.
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    envelope: u16,
+    event_id: &'a Uuid,
+    event_type: &'a str,
+    event_version: u16,
+    stream: &'a StreamId,
+    stream_version: u64,
+    shard: Shard,
+    position: Position,
+    payload: &'a serde_json::Value,
+    metadata: &'a EventMetadata,
+    recorded_at: Timestamp,
+}
+
 /// The message the relay publishes for a recorded event: on
 /// `{prefix}.events.{shard}.{category}.{type}`, `Nats-Msg-Id` = event id.
 pub fn encode_event(
     subjects: &Subjects,
     event: &RecordedEvent,
 ) -> Result<OutgoingMessage, BusError> {
-    let body = Envelope {
+    let body = EnvelopeRef {
         envelope: ENVELOPE_VERSION,
-        event_id: event.event_id,
-        event_type: event.event_type.clone(),
+        event_id: &event.event_id,
+        event_type: &event.event_type,
         event_version: event.event_version,
-        stream: event.stream.clone(),
+        stream: &event.stream,
         stream_version: event.stream_version,
         shard: event.shard,
         position: event.position,
-        payload: event.payload.clone(),
-        metadata: event.metadata.clone(),
+        payload: &event.payload,
+        metadata: &event.metadata,
         recorded_at: event.recorded_at,
     };
     let payload = serde_json::to_vec(&body)?;

@@ -13,25 +13,28 @@
 //! The wire format, subjects and guarantees are documented in `docs/bus.md`.
 
 mod checkpoint;
+mod dead_letter;
 mod envelope;
 mod error;
 mod memory;
 mod nats;
 mod ordered;
 mod relay;
+mod route;
 mod subjects;
 
 #[cfg(test)]
 mod tests;
 
 pub use checkpoint::{CheckpointStore, MemoryCheckpointStore, PgCheckpointStore};
+pub use dead_letter::{dlq_headers, redrive};
 pub use envelope::{decode_event, encode_event, headers as header_names, ENVELOPE_VERSION};
 pub use error::{BoxError, BusError, CheckpointError, ConsumerError};
 pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusConfig};
 pub use ordered::{
-    dlq_headers, redrive, BatchEventHandler, EventHandler, HandlerError, OrderedConsumer,
-    OrderedConsumerConfig, ShardSelection,
+    BatchEventHandler, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig,
+    ShardSelection,
 };
 pub use relay::{Relay, RelayConfig, RelayError, RelayStats};
 pub use subjects::{

@@ -10,7 +10,7 @@ use futures::{FutureExt, StreamExt};
 use super::{
     validate_consumer_name, validate_subject, AckKind, Acker, BusError, BusMessage, ConsumerConfig,
     Delivery, DurableConsumer, EventBus, Headers, OutgoingMessage, PendingAck, PublishAck,
-    StreamKind, Subjects, TransientSubscription,
+    StreamKind, Subjects, TransientSubscription, MSG_ID_HEADER,
 };
 
 /// How the JetStream streams are created.
@@ -180,9 +180,14 @@ impl EventBus for NatsBus {
 
     async fn start_publish(&self, message: OutgoingMessage) -> Result<PendingAck, BusError> {
         validate_subject(&message.subject)?;
+        // `wire_headers` without its copy of the map: this runs for every relayed event.
+        let mut headers = to_nats_headers(&message.headers);
+        if let Some(id) = &message.msg_id {
+            headers.insert(MSG_ID_HEADER, id.as_str());
+        }
         let publish = jetstream::context::Publish::build()
-            .payload(message.payload.clone())
-            .headers(to_nats_headers(&message.wire_headers()));
+            .payload(message.payload)
+            .headers(headers);
         // `send_publish` returns once the request is queued on the connection, in call order;
         // the returned future waits for the stream's ack.
         let ack = self

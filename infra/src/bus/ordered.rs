@@ -22,36 +22,29 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use super::dead_letter::{dead_letter_message, dlq_headers};
 use super::error::ConsumerError;
+use super::route::{examine, Examined};
 use super::{
-    decode_event, validate_consumer_name, AckKind, Acker, BoxError, BusError, BusMessage,
-    CheckpointStore, ConsumerConfig, Delivery, DurableConsumer, EventBus, OutgoingMessage,
-    MSG_ID_HEADER,
+    decode_event, validate_consumer_name, AckKind, Acker, BoxError, BusError, CheckpointStore,
+    ConsumerConfig, Delivery, DurableConsumer, EventBus,
 };
 use crate::store::{Position, RecordedEvent};
-
-/// Headers of dead letters and redriven messages.
-pub mod dlq_headers {
-    /// The handler's last error (one line, at most 1,000 bytes).
-    pub const ERROR: &str = "Orderflow-Dlq-Error";
-    /// The subject the message was consumed from (where `redrive` sends it back).
-    pub const SUBJECT: &str = "Orderflow-Dlq-Subject";
-    pub const CONSUMER: &str = "Orderflow-Dlq-Consumer";
-    /// The message's sequence in its original stream.
-    pub const SEQUENCE: &str = "Orderflow-Dlq-Sequence";
-    /// The original `Nats-Msg-Id` (the event id).
-    pub const MSG_ID: &str = "Orderflow-Dlq-Msg-Id";
-    /// On a redriven message: the only consumer that should handle it.
-    pub const REDRIVE: &str = "Orderflow-Redrive";
-}
-
-const MAX_ERROR_HEADER: usize = 1_000;
 
 /// What a handler failure is: anything, kept whole for the logs and the dead letter.
 pub type HandlerError = BoxError;
 
 #[async_trait]
 pub trait EventHandler: Send {
+    /// Whether this handler wants events of `event_type` in streams of `category` (`order`,
+    /// `sku`, …). Asked before the body is decoded: an event it does not want is never
+    /// decoded nor handed over, but its position still counts (duplicates, gaps, the
+    /// checkpoint). Must not change while the consumer runs. Default: every event.
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        let _ = (category, event_type);
+        true
+    }
+
     /// Applies one event. Must be idempotent: after a crash, events past the saved
     /// checkpoint are handled again.
     async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError>;
@@ -67,11 +60,18 @@ pub trait EventHandler: Send {
 /// applied: a handler that needs strict order within a key fails the key's later events too.
 #[async_trait]
 pub trait BatchEventHandler: Send {
+    /// As [`EventHandler::wants`]: events it does not want are skipped undecoded.
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        let _ = (category, event_type);
+        true
+    }
+
     async fn handle_batch(&mut self, events: &[RecordedEvent]) -> Vec<Result<(), HandlerError>>;
 }
 
 /// Which shards a consumer follows. Always whole shards: the gap check relies on seeing every
-/// position of a shard, so a handler that wants one category filters in `handle`.
+/// position of a shard, so a handler that wants a few event types says so with `wants`, and
+/// the consumer skips the others by their headers without decoding them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardSelection {
     All,
@@ -121,7 +121,8 @@ pub struct OrderedConsumer {
     bus: Arc<dyn EventBus>,
     checkpoints: Arc<dyn CheckpointStore>,
     config: OrderedConsumerConfig,
-    consumer: Box<dyn DurableConsumer>,
+    /// Shared with the fetch that runs ahead while a batch is handled (`run_batched`).
+    consumer: Arc<dyn DurableConsumer>,
     /// Last applied position per shard (in memory; saved by `flush`).
     last: HashMap<Shard, Position>,
     /// Shards whose position moved since the last save.
@@ -148,7 +149,7 @@ impl OrderedConsumer {
         consumer_config.ack_wait = config.ack_wait;
         // Unlimited: gap naks must not use up deliveries; handler retries are counted here.
         consumer_config.max_deliver = None;
-        let consumer = bus.consumer(consumer_config).await?;
+        let consumer = Arc::from(bus.consumer(consumer_config).await?);
         let last = checkpoints.load(&config.name).await?;
         Ok(OrderedConsumer {
             bus,
@@ -230,10 +231,16 @@ impl OrderedConsumer {
         shutdown: CancellationToken,
     ) -> Result<H, ConsumerError> {
         let mut backoff = self.config.retry_backoff;
+        // The next fetch, started while the handler worked on the batch before it.
+        let mut prefetched: Option<Result<Vec<Delivery>, BusError>> = None;
         while !shutdown.is_cancelled() {
-            let fetched = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
+            let started = Instant::now();
+            let fetched = match prefetched.take() {
+                Some(fetched) => fetched,
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
+                },
             };
             let deliveries = match fetched {
                 Ok(d) => d,
@@ -243,10 +250,37 @@ impl OrderedConsumer {
                     continue;
                 }
             };
-            // The batch in hand is always finished, even on shutdown: its events may have
-            // been half-applied, and finishing them is cheaper than redoing them.
-            if let Err(e) = self.process_batch(deliveries, &mut handler).await {
+            let (fetched, fetch_took) = (deliveries.len(), started.elapsed());
+            // While the handler works (its own round trips to the store), the bus gathers and
+            // transfers the next batch. Only after a non-empty batch: an idle consumer's fetch
+            // waits `fetch_wait` anyway. The batch in hand is always finished, even on
+            // shutdown: its events may have been half-applied, and finishing them is cheaper
+            // than redoing them.
+            let processed = if fetched > 0 {
+                let consumer = self.consumer.clone();
+                let (batch, wait) = (self.config.batch, self.config.fetch_wait);
+                let prefetch = async {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => None,
+                        f = consumer.fetch(batch, wait) => Some(f),
+                    }
+                };
+                let process = async {
+                    let began = Instant::now();
+                    let processed = self.process_batch(deliveries, &mut handler).await;
+                    (processed, began.elapsed())
+                };
+                let ((processed, took), next) = tokio::join!(process, prefetch);
+                prefetched = next;
+                (processed, took)
+            } else {
+                (Ok(()), Duration::ZERO)
+            };
+            let (processed, handle_took) = processed;
+            if let Err(e) = processed {
                 tracing::warn!(error = %e, "cannot settle a message; retrying later");
+                // What was fetched ahead may now be past a gap: give it back, in order.
+                give_back(prefetched.take()).await;
                 self.pause(&shutdown, &mut backoff).await;
                 continue;
             }
@@ -258,7 +292,15 @@ impl OrderedConsumer {
                     tracing::warn!(error = %e, "cannot save consumer checkpoint; retrying later");
                 }
             }
+            if fetched > 0 {
+                // `fetch_took` is 0 for a batch fetched ahead; the rest of the loop is waiting
+                // for the next fetch, and the checkpoint.
+                tracing::debug!(fetched, ?fetch_took, ?handle_took,
+                    rest_took = ?(started.elapsed() - fetch_took - handle_took), "batch");
+            }
         }
+        // Fetched ahead but never handed over: redeliver at once to whoever runs next.
+        give_back(prefetched.take()).await;
         self.flush().await?;
         Ok(handler)
     }
@@ -272,8 +314,9 @@ impl OrderedConsumer {
     ) -> Result<(), BusError> {
         // Positions as they will be once this batch is applied, for the gap check within it.
         let mut next_last: HashMap<Shard, Position> = HashMap::new();
-        let mut ready: Vec<(RecordedEvent, Delivery)> = Vec::new();
-        let mut redriven: Vec<(RecordedEvent, Delivery)> = Vec::new();
+        let mut ready = Ready::default();
+        let mut redriven = Ready::default();
+        let mut skipped: Vec<Delivery> = Vec::new();
         for delivery in deliveries {
             if let Some(target) = delivery.message.header(dlq_headers::REDRIVE) {
                 if target != self.config.name {
@@ -281,7 +324,7 @@ impl OrderedConsumer {
                     continue;
                 }
                 match decode_event(&delivery.message) {
-                    Ok(event) => redriven.push((event, delivery)),
+                    Ok(event) => redriven.push(event, delivery),
                     Err(e) => {
                         self.dead_letter(&delivery, &e).await?;
                         delivery.ack().await?;
@@ -289,77 +332,83 @@ impl OrderedConsumer {
                 }
                 continue;
             }
-            let event = match decode_event(&delivery.message) {
-                Ok(event) => event,
-                Err(e) => {
-                    self.dead_letter(&delivery, &e).await?;
+            let examined = examine(&delivery.message, |c, t| handler.wants(c, t));
+            let (shard, position) = match &examined {
+                Examined::Skip { shard, position } => (*shard, *position),
+                Examined::Event(event) => (event.shard, event.position),
+                Examined::Bad(e) => {
+                    self.dead_letter(&delivery, e).await?;
                     delivery.ack().await?;
                     continue;
                 }
             };
             let last = next_last
-                .get(&event.shard)
+                .get(&shard)
                 .copied()
-                .unwrap_or_else(|| self.last_applied(event.shard));
-            if event.position <= last {
+                .unwrap_or_else(|| self.last_applied(shard));
+            if position <= last {
                 let (_, acker) = delivery.into_parts();
                 self.held.push(acker);
                 continue;
             }
-            if event.position > last.next() {
-                tracing::debug!(shard = %event.shard, position = %event.position, %last,
-                    "event ahead of its predecessor; nak");
+            if position > last.next() {
+                tracing::debug!(%shard, %position, %last, "event ahead of its predecessor; nak");
                 delivery.nak(Some(self.config.gap_delay)).await?;
                 continue;
             }
-            next_last.insert(event.shard, event.position);
-            ready.push((event, delivery));
+            next_last.insert(shard, position);
+            match examined {
+                Examined::Event(event) => ready.push(event, delivery),
+                Examined::Skip { .. } | Examined::Bad(_) => skipped.push(delivery),
+            }
         }
 
         let failed = self.handle_batch_with_retries(&ready, handler).await;
         for (i, error) in failed {
-            let (event, delivery) = &ready[i];
+            let (event, delivery) = (&ready.events[i], &ready.deliveries[i]);
             tracing::error!(shard = %event.shard, position = %event.position,
                 event_id = %event.event_id, error = %error, "handler gave up; dead-lettering");
             self.dead_letter(delivery, error.as_ref()).await?;
         }
-        for (event, delivery) in ready {
-            self.last.insert(event.shard, event.position);
-            self.dirty.insert(event.shard, event.position);
-            let (_, acker) = delivery.into_parts();
-            self.held.push(acker);
+        for (shard, position) in next_last {
+            self.last.insert(shard, position);
+            self.dirty.insert(shard, position);
         }
+        let settled = ready.deliveries.into_iter().chain(skipped);
+        self.held.extend(settled.map(|d| d.into_parts().1));
 
         // Redriven dead letters: outside the checkpoint, acked at once.
         let failed = self.handle_batch_with_retries(&redriven, handler).await;
         for (i, error) in failed {
-            self.dead_letter(&redriven[i].1, error.as_ref()).await?;
+            self.dead_letter(&redriven.deliveries[i], error.as_ref())
+                .await?;
         }
-        for (_, delivery) in redriven {
+        for delivery in redriven.deliveries {
             delivery.ack().await?;
         }
         Ok(())
     }
 
-    /// Hands `items` to the handler, then the failed ones again (in order) with back-off,
+    /// Hands the events to the handler, then the failed ones again (in order) with back-off,
     /// `max_attempts` times in all. Returns the indexes that still fail, with their errors.
     async fn handle_batch_with_retries<H: BatchEventHandler>(
         &self,
-        items: &[(RecordedEvent, Delivery)],
+        items: &Ready,
         handler: &mut H,
     ) -> Vec<(usize, HandlerError)> {
-        let mut pending: Vec<usize> = (0..items.len()).collect();
+        if items.events.is_empty() {
+            return Vec::new();
+        }
+        // The first attempt takes the whole batch as it is; only retries copy events.
+        let mut pending: Vec<usize> = (0..items.events.len()).collect();
+        let mut results = handler.handle_batch(&items.events).await;
         let mut backoff = self.config.retry_backoff;
         let mut attempt = 1;
         loop {
-            if pending.is_empty() {
-                return Vec::new();
-            }
-            let events: Vec<RecordedEvent> = pending.iter().map(|&i| items[i].0.clone()).collect();
-            let mut results = handler.handle_batch(&events).await.into_iter();
+            let mut results_iter = results.into_iter();
             let mut failed = Vec::new();
             for &i in &pending {
-                match results.next() {
+                match results_iter.next() {
                     Some(Ok(())) => {}
                     Some(Err(e)) => failed.push((i, e)),
                     None => failed.push((i, HandlerError::from("the handler gave no result"))),
@@ -372,12 +421,15 @@ impl OrderedConsumer {
                 "batch handler failed on some events; retrying them");
             for (i, _) in &failed {
                 // Keep the bus from redelivering them elsewhere while we retry.
-                let _ = items[*i].1.in_progress().await;
+                let _ = items.deliveries[*i].in_progress().await;
             }
             tokio::time::sleep(backoff).await;
             backoff = backoff.saturating_mul(2);
             attempt += 1;
             pending = failed.into_iter().map(|(i, _)| i).collect();
+            let events: Vec<RecordedEvent> =
+                pending.iter().map(|&i| items.events[i].clone()).collect();
+            results = handler.handle_batch(&events).await;
         }
     }
 
@@ -402,35 +454,46 @@ impl OrderedConsumer {
             }
             return self.process_redriven(delivery, handler).await;
         }
-        let event = match decode_event(&delivery.message) {
-            Ok(event) => event,
-            Err(e) => {
+        let examined = examine(&delivery.message, |c, t| handler.wants(c, t));
+        let (shard, position) = match &examined {
+            Examined::Skip { shard, position } => (*shard, *position),
+            Examined::Event(event) => (event.shard, event.position),
+            Examined::Bad(e) => {
                 // Nothing can ever decode it; keep it for an operator instead of blocking.
-                self.dead_letter(&delivery, &e).await?;
+                self.dead_letter(&delivery, e).await?;
                 return delivery.ack().await;
             }
         };
-        let last = self.last_applied(event.shard);
-        if event.position <= last {
+        let last = self.last_applied(shard);
+        if position <= last {
             let (_, acker) = delivery.into_parts();
             self.held.push(acker);
             return Ok(());
         }
-        if event.position > last.next() {
-            tracing::debug!(shard = %event.shard, position = %event.position, %last,
-                "event ahead of its predecessor; nak");
+        if position > last.next() {
+            tracing::debug!(%shard, %position, %last, "event ahead of its predecessor; nak");
             return delivery.nak(Some(self.config.gap_delay)).await;
         }
+        let Examined::Event(event) = examined else {
+            // Not wanted: only its position moves.
+            self.advance(shard, position, delivery);
+            return Ok(());
+        };
         if let Err(e) = self.handle_with_retries(&event, &delivery, handler).await {
             tracing::error!(shard = %event.shard, position = %event.position,
                 event_id = %event.event_id, error = %e, "handler gave up; dead-lettering");
             self.dead_letter(&delivery, e.as_ref()).await?;
         }
-        self.last.insert(event.shard, event.position);
-        self.dirty.insert(event.shard, event.position);
+        self.advance(shard, position, delivery);
+        Ok(())
+    }
+
+    /// Records a shard's new position and holds the delivery's ack for the checkpoint.
+    fn advance(&mut self, shard: Shard, position: Position, delivery: Delivery) {
+        self.last.insert(shard, position);
+        self.dirty.insert(shard, position);
         let (_, acker) = delivery.into_parts();
         self.held.push(acker);
-        Ok(())
     }
 
     /// A dead letter sent back by `redrive` for this consumer: out of order by nature, and
@@ -510,90 +573,27 @@ impl OrderedConsumer {
     }
 }
 
-fn dead_letter_message(
-    original: &BusMessage,
-    subject: &str,
-    consumer: &str,
-    stream_sequence: u64,
-    error: &(dyn std::error::Error + Send + Sync),
-) -> OutgoingMessage {
-    let mut text: String = error
-        .to_string()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.len() > MAX_ERROR_HEADER {
-        let mut cut = MAX_ERROR_HEADER;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
-    let mut out = OutgoingMessage::new(subject, original.payload.clone())
-        // Dead-lettering the same delivery twice (a crash before the ack) stores it once.
-        .with_msg_id(format!("dlq:{consumer}:{stream_sequence}"));
-    for (k, v) in &original.headers {
-        if k != MSG_ID_HEADER && k != dlq_headers::REDRIVE {
-            out.headers.insert(k.clone(), v.clone());
-        }
-    }
-    if let Some(id) = original.header(MSG_ID_HEADER) {
-        out.headers
-            .insert(dlq_headers::MSG_ID.to_owned(), id.to_owned());
-    }
-    out.with_header(dlq_headers::ERROR, text)
-        .with_header(dlq_headers::SUBJECT, original.subject.clone())
-        .with_header(dlq_headers::CONSUMER, consumer)
-        .with_header(dlq_headers::SEQUENCE, stream_sequence.to_string())
+/// The events of a batch to hand over, beside their deliveries (same index): the handler
+/// takes `&events` as is.
+#[derive(Default)]
+struct Ready {
+    events: Vec<RecordedEvent>,
+    deliveries: Vec<Delivery>,
 }
 
-/// Sends up to `max` of a consumer's dead letters back to their original subjects, marked
-/// `Orderflow-Redrive: {consumer}` so only that consumer handles them again (out of order,
-/// outside its checkpoint). Dead letters stay in the DLQ stream for the record; a durable
-/// `{consumer}-redrive` consumer remembers which were already redriven. Returns how many.
-#[instrument(skip_all, fields(consumer = %consumer))]
-pub async fn redrive(bus: &dyn EventBus, consumer: &str, max: usize) -> Result<usize, BusError> {
-    validate_consumer_name(consumer)?;
-    let redriver_name = format!("{consumer}-redrive");
-    validate_consumer_name(&redriver_name)?;
-    let redriver = bus
-        .consumer(ConsumerConfig::new(
-            redriver_name,
-            bus.subjects().dead_letter(consumer),
-        ))
-        .await?;
-    let mut done = 0;
-    while done < max {
-        let batch = redriver
-            .fetch((max - done).min(256), Duration::from_millis(200))
-            .await?;
-        if batch.is_empty() {
-            break;
-        }
-        for delivery in batch {
-            let m = &delivery.message;
-            let Some(subject) = m.header(dlq_headers::SUBJECT) else {
-                tracing::warn!(
-                    seq = delivery.stream_sequence,
-                    "dead letter without a subject"
-                );
-                delivery.term().await?;
-                continue;
-            };
-            let mut out = OutgoingMessage::new(subject, m.payload.clone())
-                // A fresh id: the original one may still be inside the dedup window.
-                .with_msg_id(format!("redrive:{consumer}:{}", delivery.stream_sequence))
-                .with_header(dlq_headers::REDRIVE, consumer);
-            for (k, v) in &m.headers {
-                if !k.starts_with("Orderflow-Dlq-") && k != MSG_ID_HEADER {
-                    out.headers.insert(k.clone(), v.clone());
-                }
-            }
-            bus.publish(out).await?;
-            delivery.ack().await?;
-            done += 1;
+impl Ready {
+    fn push(&mut self, event: RecordedEvent, delivery: Delivery) {
+        self.events.push(event);
+        self.deliveries.push(delivery);
+    }
+}
+
+/// Naks every delivery of a batch that will not be handled (fetched ahead of a failure or of
+/// shutdown), so the bus delivers them again now instead of after the ack wait.
+async fn give_back(prefetched: Option<Result<Vec<Delivery>, BusError>>) {
+    if let Some(Ok(deliveries)) = prefetched {
+        for delivery in deliveries {
+            let _ = delivery.nak(None).await;
         }
     }
-    tracing::info!(redriven = done, "redrive done");
-    Ok(done)
 }

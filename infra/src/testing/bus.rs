@@ -8,17 +8,21 @@
 //! orderflow_infra::bus_conformance_suite!(in_process, orderflow_infra::testing::bus::in_process_bus());
 //! ```
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orderflow_domain::Shard;
+use orderflow_domain::{Actor, Role, Shard, StreamId, Timestamp};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::bus::{
-    BusError, ConsumerConfig, Delivery, EventBus, InProcessBus, NatsBus, NatsBusConfig,
-    OutgoingMessage, StreamKind, Subjects, MSG_ID_HEADER,
+    encode_event, BatchEventHandler, BusError, CheckpointStore, ConsumerConfig, Delivery, EventBus,
+    EventHandler, HandlerError, InProcessBus, MemoryCheckpointStore, NatsBus, NatsBusConfig,
+    OrderedConsumer, OrderedConsumerConfig, OutgoingMessage, StreamKind, Subjects, MSG_ID_HEADER,
 };
+use crate::store::{CommandId, CorrelationId, EventMetadata, Position, RecordedEvent};
 use crate::testing::{nats_url, unique_name};
 
 /// A bus under test, and how to clean up after it.
@@ -75,6 +79,7 @@ macro_rules! bus_conformance_suite {
             consumer_filter_selects_one_shard,
             publish_outside_every_stream_is_refused,
             transient_subscribers_get_their_subjects_only,
+            ordered_consumer_skips_unwanted_events_in_position_order,
         );
     };
     (@checks $module:ident, $factory:expr; $($check:ident),* $(,)?) => {
@@ -376,4 +381,162 @@ pub async fn transient_subscribers_get_their_subjects_only(bus: &dyn EventBus) {
         .expect("subscription open");
     assert_eq!(got.payload.as_ref(), b"offer");
     assert_eq!(got.header("X"), Some("1"));
+}
+
+/// The one event type the interested handlers below want.
+const WANTED: &str = "OrderPaid";
+
+/// Records the positions it was handed; wants `order` / [`WANTED`] only.
+#[derive(Clone, Default)]
+struct Interested {
+    seen: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Interested {
+    fn record(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
+        if event.event_type != WANTED {
+            return Err(format!("handed an unwanted {}", event.event_type).into());
+        }
+        self.seen.lock().unwrap().push(event.position.get());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventHandler for Interested {
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        category == "order" && event_type == WANTED
+    }
+
+    async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError> {
+        self.record(event)
+    }
+}
+
+/// The same, taking whole batches.
+#[derive(Clone, Default)]
+struct InterestedInBatches(Interested);
+
+#[async_trait]
+impl BatchEventHandler for InterestedInBatches {
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        EventHandler::wants(&self.0, category, event_type)
+    }
+
+    async fn handle_batch(&mut self, events: &[RecordedEvent]) -> Vec<Result<(), HandlerError>> {
+        events.iter().map(|e| self.0.record(e)).collect()
+    }
+}
+
+fn order_event(position: u64, event_type: &str) -> RecordedEvent {
+    let stream = StreamId::parse("order-2026112200000000107").expect("stream");
+    RecordedEvent {
+        shard: stream.shard(),
+        position: Position::new(position),
+        stream,
+        stream_version: position,
+        event_id: uuid::Uuid::new_v4(),
+        event_type: event_type.to_owned(),
+        event_version: 1,
+        payload: serde_json::json!({ "n": position }),
+        metadata: EventMetadata {
+            command_id: CommandId::parse(format!("cmd-{position}")).expect("id"),
+            correlation_id: CorrelationId::parse("corr").expect("id"),
+            causation_id: None,
+            actor: Actor::new(Role::Buyer, "42"),
+            occurred_at: Timestamp::from_millis(1_763_800_000_000),
+        },
+        recorded_at: Timestamp::from_millis(1_763_800_000_001),
+    }
+}
+
+/// An ordered consumer that wants one event type still sees every position of the shard,
+/// with `run` and with `run_batched`: events it does not want move its checkpoint without
+/// being decoded (their bodies are not JSON here: decoding one would dead-letter it), and a
+/// wanted event that arrives before a missing unwanted predecessor waits for it. Messages
+/// without the routing headers (older publishers) are decoded and then judged.
+pub async fn ordered_consumer_skips_unwanted_events_in_position_order<B>(bus: &B)
+where
+    B: EventBus + Clone,
+{
+    let bus: Arc<dyn EventBus> = Arc::new(bus.clone());
+    let unwanted = "OrderSubmitted";
+    let kinds = [
+        unwanted, WANTED, unwanted, WANTED, WANTED, unwanted, unwanted,
+    ];
+    let events: Vec<RecordedEvent> = (1..=7)
+        .map(|p| order_event(p, kinds[p as usize - 1]))
+        .collect();
+    let shard = events[0].shard;
+    let message = |p: usize| {
+        let mut m = encode_event(bus.subjects(), &events[p - 1]).expect("encode");
+        match p {
+            // Older publishers: no routing headers, a real body.
+            5 | 6 => m.headers.retain(|k, _| !k.starts_with("Orderflow-")),
+            // Unwanted, with the relay's headers: the body must never be read.
+            1 | 3 | 7 => m.payload = "not json".into(),
+            _ => {}
+        }
+        m
+    };
+    // 2 arrives late (a retried publish): 3 and 4 must wait for it.
+    for p in [1, 3, 4, 2, 5, 6, 7] {
+        bus.publish(message(p)).await.expect("publish");
+    }
+
+    let config = |name: &str| OrderedConsumerConfig {
+        fetch_wait: Duration::from_millis(100),
+        retry_backoff: Duration::from_millis(10),
+        gap_delay: Duration::from_millis(50),
+        max_attempts: 2,
+        checkpoint_interval: Duration::from_millis(50),
+        ..OrderedConsumerConfig::new(name)
+    };
+    let checkpoints = Arc::new(MemoryCheckpointStore::new());
+    let stop = CancellationToken::new();
+    let one = Interested::default();
+    let batched = InterestedInBatches::default();
+    let consumer = |name: &'static str| {
+        let (bus, checkpoints) = (bus.clone(), checkpoints.clone());
+        async move {
+            OrderedConsumer::new(bus, checkpoints, config(name))
+                .await
+                .expect("consumer")
+        }
+    };
+    let single = tokio::spawn(consumer("wants-one").await.run(one.clone(), stop.clone()));
+    let batch = tokio::spawn(
+        consumer("wants-batch")
+            .await
+            .run_batched(batched.clone(), stop.clone()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for name in ["wants-one", "wants-batch"] {
+        while checkpoints.load(name).await.expect("load").get(&shard) != Some(&Position::new(7)) {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: checkpoint never reached 7"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    stop.cancel();
+    single.await.expect("join").expect("run");
+    batch.await.expect("join").expect("run_batched");
+    assert_eq!(*one.seen.lock().unwrap(), [2, 4, 5], "run");
+    assert_eq!(*batched.0.seen.lock().unwrap(), [2, 4, 5], "run_batched");
+    for name in ["wants-one", "wants-batch"] {
+        let dlq = bus
+            .consumer(ConsumerConfig::new(
+                format!("{name}-dlq"),
+                bus.subjects().dead_letter(name),
+            ))
+            .await
+            .expect("dlq consumer");
+        let letters = dlq
+            .fetch(10, Duration::from_millis(200))
+            .await
+            .expect("fetch");
+        assert!(letters.is_empty(), "{name}: nothing dead-lettered");
+    }
 }

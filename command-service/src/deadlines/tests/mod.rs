@@ -480,3 +480,38 @@ impl MinusMs for Timestamp {
         Timestamp::from_millis(self.as_millis() - ms)
     }
 }
+
+/// The scheduler is handed only the types it names (`wants`): a misspelt or renamed one
+/// would silently drop its deadlines.
+#[test]
+fn the_scheduler_wants_only_domain_event_types() {
+    use orderflow_domain::order::OrderEvent;
+    use orderflow_domain::rider::RiderEvent;
+    use orderflow_domain::sku::SkuEvent;
+    use orderflow_infra::bus::EventHandler;
+
+    use super::scheduler::{ORDER_TYPES, RIDER_TYPES, SKU_TYPES};
+
+    for (wanted, domain) in [
+        (ORDER_TYPES, OrderEvent::EVENT_TYPES),
+        (SKU_TYPES, SkuEvent::EVENT_TYPES),
+        (RIDER_TYPES, RiderEvent::EVENT_TYPES),
+    ] {
+        for t in wanted {
+            assert!(domain.contains(t), "{t} is not a domain event type");
+        }
+    }
+    let scheduler = DeadlineScheduler::new(
+        Arc::new(MemoryDeadlineStore::new()),
+        Duration::from_secs(60),
+        Wakeup::new(),
+    );
+    assert!(scheduler.wants("order", "OrderCreated"));
+    assert!(scheduler.wants("sku", "StockReserved"));
+    assert!(scheduler.wants("rider", "RiderOrderAssigned"));
+    // A flash sale's bulk: submissions, failures, location reports.
+    assert!(!scheduler.wants("order", "OrderSubmitted"));
+    assert!(!scheduler.wants("order", "OrderFailed"));
+    assert!(!scheduler.wants("rider", "RiderLocationReported"));
+    assert!(!scheduler.wants("merchant", "MerchantOpened"));
+}

@@ -358,3 +358,17 @@ pub(super) fn assert_identity(state: &SkuState) {
 }
 
 pub(super) const CONSUMERS: [&str; 2] = [SUBMIT_CONSUMER, SETTLE_CONSUMER];
+
+/// Each half is handed only the types it names (`wants`): a misspelt one would leave
+/// orders in CREATING or stock reserved.
+#[test]
+fn the_halves_want_only_domain_event_types() {
+    use orderflow_domain::order::OrderEvent;
+
+    for t in std::iter::once(&super::submit::ORDER_SUBMITTED).chain(super::settle::SETTLED_TYPES) {
+        assert!(
+            OrderEvent::EVENT_TYPES.contains(t),
+            "{t} is not an order event type"
+        );
+    }
+}
