@@ -1,7 +1,8 @@
 //! The system under test: the real command app (store, bus, relay, process managers) served
-//! over gRPC on `127.0.0.1:0` in this process, seeded through its own API, and torn down
-//! afterwards (server drained, background tasks stopped, NATS streams and the bench database
-//! deleted).
+//! over gRPC on `127.0.0.1:0` in this process, with the read side's projectors following the
+//! same store as `orderflow serve --role all` runs them (unless turned off), seeded through
+//! its own API, and torn down afterwards (server drained, projectors and background tasks
+//! stopped, NATS streams and the bench database deleted).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,12 +10,13 @@ use std::time::Duration;
 use anyhow::Context;
 use orderflow_command_service::{processes, server, AppError, CommandApp};
 use orderflow_domain::sku::{Sku, StockLevel};
-use orderflow_domain::{Role, SkuId};
+use orderflow_domain::{Role, Shard, SkuId};
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::bus::{NatsBus, NatsBusConfig, Subjects};
 use orderflow_infra::store::{PgStoreConfig, ShardMap};
 use orderflow_proto::v1 as pb;
 use orderflow_proto::v1::command_service_client::CommandServiceClient;
+use orderflow_query_service::ReadApp;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -34,18 +36,24 @@ pub struct Target {
     pub auth: JwtAuth,
     /// The bench database (Postgres runs only), dropped by [`Target::finish`].
     pub database: Option<BenchDatabase>,
+    /// The projectors (and the query handler they feed, not served here), when on.
+    pub read: Option<ReadApp>,
     nats: Option<(String, Subjects)>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), AppError>>>,
 }
 
 impl Target {
-    /// Embedded without URLs; with both, a fresh database and a unique NATS prefix.
+    /// Embedded without URLs; with both, a fresh database and a unique NATS prefix. With
+    /// `projections`, every projector runs as in `serve --role all`: memory read models
+    /// embedded, the PostgreSQL ones in shard 0's database on the store's pool, row changes
+    /// published on the app's bus.
     pub async fn start(
         database_url: Option<&str>,
         nats_url: Option<&str>,
         writers: Option<usize>,
         pool_size: Option<usize>,
+        projections: bool,
     ) -> anyhow::Result<Self> {
         // A random secret per run: tokens of one run are worthless anywhere else.
         let secret = JwtSecret::new(uuid::Uuid::new_v4().as_bytes().repeat(2))?;
@@ -84,18 +92,35 @@ impl Target {
         };
         // The saga, notifier and deadlines: without them no order ever leaves CREATING.
         processes::start(&app);
+        let read = projections.then(|| {
+            let mut read =
+                ReadApp::builder(auth.clone(), app.store().clone()).bus(app.bus().clone());
+            if let Some(pg) = app.postgres() {
+                read = read.postgres(pg.pool(Shard::of_id(0)).clone());
+            }
+            read.start()
+        });
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(server::run(app.clone(), listener, async move {
-            let _ = rx.await;
-        }));
+        let drain = {
+            let read = read.clone();
+            async move {
+                let _ = rx.await;
+                // Projectors finish their batch before the store stops.
+                if let Some(read) = read {
+                    read.shutdown().await;
+                }
+            }
+        };
+        let server = tokio::spawn(server::run(app.clone(), listener, drain));
         Ok(Target {
             app,
             addr,
             auth,
             database,
+            read,
             nats,
             shutdown: Some(tx),
             server: Some(server),
