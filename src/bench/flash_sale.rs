@@ -30,7 +30,7 @@ use serde_json::json;
 use self::clients::{LoadPlan, LoadResult};
 use self::lag::{Heads, LagResult};
 use self::outcomes::Outcomes;
-use self::target::Target;
+use self::target::{Projections, Target};
 use super::ceiling;
 use super::report::{self, ScenarioResult};
 
@@ -75,6 +75,11 @@ pub struct FlashSaleArgs {
     /// Leave the projectors out: the command side alone, as in issue 3's figures.
     #[arg(long)]
     pub no_projections: bool,
+    /// PostgreSQL: run the projectors on a store instance and pool of this many connections
+    /// of their own (as a `--role projections` process), instead of on the command app's
+    /// store and pool (as `serve --role all`, the default: 0).
+    #[arg(long, default_value_t = 0)]
+    pub projection_pool: usize,
     /// Keep the bench database and the NATS streams instead of deleting them.
     #[arg(long)]
     pub keep_database: bool,
@@ -89,7 +94,11 @@ pub async fn run(args: FlashSaleArgs) -> anyhow::Result<()> {
         args.nats_url.as_deref(),
         args.writers,
         args.pool_size,
-        !args.no_projections,
+        match (args.no_projections, args.projection_pool) {
+            (true, _) => Projections::Off,
+            (false, 0) => Projections::Shared,
+            (false, n) => Projections::Own(n),
+        },
     )
     .await?;
     let outcome = measure(&mut target, &args).await;
@@ -331,6 +340,7 @@ mod tests {
             writers: None,
             pool_size: None,
             no_projections: false,
+            projection_pool: 0,
             keep_database: false,
             json: true,
         }
@@ -342,7 +352,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn embedded_run_creates_exactly_the_stock() {
         let args = args(20, 120);
-        let mut target = Target::start(None, None, None, None, true).await.unwrap();
+        let mut target = Target::start(None, None, None, None, Projections::Shared)
+            .await
+            .unwrap();
         let sale = measure(&mut target, &args).await.unwrap();
         target.finish(false).await.unwrap();
         assert_eq!(sale.load.ok, 120, "{:?}", sale.load.errors);

@@ -5,6 +5,7 @@
 //! stopped, NATS streams and the bench database deleted).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,7 +14,7 @@ use orderflow_domain::sku::{Sku, StockLevel};
 use orderflow_domain::{Role, Shard, SkuId};
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::bus::{NatsBus, NatsBusConfig, Subjects};
-use orderflow_infra::store::{PgStoreConfig, ShardMap};
+use orderflow_infra::store::{PgEventStore, PgStoreConfig, ShardMap};
 use orderflow_proto::v1 as pb;
 use orderflow_proto::v1::command_service_client::CommandServiceClient;
 use orderflow_query_service::ReadApp;
@@ -30,6 +31,17 @@ pub const PRICE: i64 = 1_800;
 /// The domain's largest single restock; more units are added in several restocks.
 const MAX_RESTOCK: i64 = 1_000_000;
 
+/// Where the bench's projectors run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projections {
+    Off,
+    /// On the command app's store and pool (`serve --role all`).
+    Shared,
+    /// On a store instance with a pool of this many connections (PostgreSQL only; embedded
+    /// runs share the memory store).
+    Own(usize),
+}
+
 pub struct Target {
     pub app: CommandApp,
     pub addr: SocketAddr,
@@ -45,15 +57,17 @@ pub struct Target {
 
 impl Target {
     /// Embedded without URLs; with both, a fresh database and a unique NATS prefix. With
-    /// `projections`, every projector runs as in `serve --role all`: memory read models
-    /// embedded, the PostgreSQL ones in shard 0's database on the store's pool, row changes
-    /// published on the app's bus.
+    /// `projections`, every projector runs: memory read models embedded; on PostgreSQL in
+    /// shard 0's database, row changes published on the app's bus, and either on the
+    /// command app's store and pool as in `serve --role all` (`Projections::Shared`), or on
+    /// a store instance and pool of their own as a `--role projections` process would
+    /// (`Projections::Own(pool size)`).
     pub async fn start(
         database_url: Option<&str>,
         nats_url: Option<&str>,
         writers: Option<usize>,
         pool_size: Option<usize>,
-        projections: bool,
+        projections: Projections,
     ) -> anyhow::Result<Self> {
         // A random secret per run: tokens of one run are worthless anywhere else.
         let secret = JwtSecret::new(uuid::Uuid::new_v4().as_bytes().repeat(2))?;
@@ -92,14 +106,31 @@ impl Target {
         };
         // The saga, notifier and deadlines: without them no order ever leaves CREATING.
         processes::start(&app);
-        let read = projections.then(|| {
-            let mut read =
-                ReadApp::builder(auth.clone(), app.store().clone()).bus(app.bus().clone());
-            if let Some(pg) = app.postgres() {
-                read = read.postgres(pg.pool(Shard::of_id(0)).clone());
+        let mut read_store = None;
+        let read = match (projections, &database) {
+            (Projections::Off, _) => None,
+            (Projections::Own(size), Some(db)) => {
+                let mut config = PgStoreConfig::new(ShardMap::single(&db.url));
+                config.pool_size = size.max(config.writers_per_database + 2);
+                let store = PgEventStore::connect(config)
+                    .await
+                    .context("the read side's store")?;
+                let read = ReadApp::builder(auth.clone(), Arc::new(store.clone()))
+                    .bus(app.bus().clone())
+                    .postgres(store.pool(Shard::of_id(0)).clone())
+                    .start();
+                read_store = Some(store);
+                Some(read)
             }
-            read.start()
-        });
+            _ => {
+                let mut read =
+                    ReadApp::builder(auth.clone(), app.store().clone()).bus(app.bus().clone());
+                if let Some(pg) = app.postgres() {
+                    read = read.postgres(pg.pool(Shard::of_id(0)).clone());
+                }
+                Some(read.start())
+            }
+        };
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -111,6 +142,9 @@ impl Target {
                 // Projectors finish their batch before the store stops.
                 if let Some(read) = read {
                     read.shutdown().await;
+                }
+                if let Some(store) = read_store {
+                    store.shutdown().await;
                 }
             }
         };
