@@ -273,12 +273,11 @@ async fn follow(
                 result.all.events.saturating_record(furthest);
             }
             None => {}
-            Some(ended) => {
-                if left == 0 || ended.elapsed() >= drain_limit {
-                    result.not_applied = left as u64;
-                    return Ok(result);
-                }
+            Some(ended) if left == 0 || ended.elapsed() >= drain_limit => {
+                result.not_applied = left as u64;
+                return Ok(result);
             }
+            Some(_) => {}
         }
     }
 }
