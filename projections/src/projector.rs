@@ -2,9 +2,11 @@
 //!
 //! Per shard, one task: load the model's checkpoint, `EventStore::subscribe(shard, checkpoint)`
 //! (catch-up then live, gap-free, no duplicate), take whatever is ready up to `batch` events,
-//! hand it to the model (rows + checkpoint in one transaction), publish the row changes on the
-//! bus, and only then advance the in-memory [`Applied`] position queries wait on. Why the
-//! store's subscription and not a bus consumer: `docs/read-side.md`.
+//! hand it to the model (rows + checkpoint in one transaction), advance the in-memory
+//! [`Applied`] position queries wait on, and hand the row changes to the shard's publisher,
+//! which publishes them on the bus in batch order while the next batch is applied (so the
+//! bus's acknowledgements are not in the projection's lag). Why the store's subscription and
+//! not a bus consumer: `docs/read-side.md`.
 //!
 //! A failing `apply` is retried with back-off, forever: a read model must not skip an event
 //! (that would be a hole nobody sees). A model that cannot *decode* an event logs it and
@@ -22,6 +24,7 @@ use futures::StreamExt;
 use orderflow_domain::Shard;
 use orderflow_infra::bus::{EventBus, OutgoingMessage};
 use orderflow_infra::store::{EventStore, Position, RecordedEvent};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
@@ -49,6 +52,10 @@ impl Default for ProjectorConfig {
         }
     }
 }
+
+/// Batches of row changes a shard's publisher may hold before the shard task waits for it:
+/// a slow bus slows the projector down instead of filling memory.
+const PUBLISH_QUEUE: usize = 8;
 
 /// Counters of one projector, for metrics and tests.
 #[derive(Debug, Default)]
@@ -121,8 +128,35 @@ impl Projector {
         Ok(())
     }
 
+    /// One shard: its log follower and, with a bus, its publisher. On shutdown the follower
+    /// stops between batches and the publisher sends what it was handed before it returns.
     #[instrument(skip_all, fields(projection = self.model.name(), shard = %shard))]
-    async fn follow(self, shard: Shard, mut last: Position, shutdown: CancellationToken) {
+    async fn follow(self, shard: Shard, last: Position, shutdown: CancellationToken) {
+        let (publisher, published) = match (&self.bus, self.config.publish) {
+            (Some(bus), true) => {
+                let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
+                let task = tokio::spawn(publish_changes(bus.clone(), self.stats.clone(), rx));
+                (Some(tx), Some(task))
+            }
+            _ => (None, None),
+        };
+        self.follow_log(shard, last, &shutdown, publisher.as_ref())
+            .await;
+        drop(publisher);
+        if let Some(task) = published {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "row change publisher panicked");
+            }
+        }
+    }
+
+    async fn follow_log(
+        &self,
+        shard: Shard,
+        mut last: Position,
+        shutdown: &CancellationToken,
+        publisher: Option<&mpsc::Sender<Vec<RowChange>>>,
+    ) {
         let mut backoff = BACKOFF_MIN;
         while !shutdown.is_cancelled() {
             let mut batches = self
@@ -150,7 +184,7 @@ impl Projector {
                     }
                 }
                 if !events.is_empty() {
-                    match self.apply(shard, &events, &shutdown).await {
+                    match self.apply(shard, &events, shutdown, publisher).await {
                         Some(position) => last = position,
                         None => return, // shut down while retrying
                     }
@@ -169,13 +203,14 @@ impl Projector {
         }
     }
 
-    /// Applies one batch, retrying until it commits (or shutdown); publishes its changes and
-    /// advances the applied position. Returns the batch's last position.
+    /// Applies one batch, retrying until it commits (or shutdown); advances the applied
+    /// position and hands the changes to the publisher. Returns the batch's last position.
     async fn apply(
         &self,
         shard: Shard,
         events: &[RecordedEvent],
         shutdown: &CancellationToken,
+        publisher: Option<&mpsc::Sender<Vec<RowChange>>>,
     ) -> Option<Position> {
         let last = events.last()?.position;
         let mut backoff = BACKOFF_MIN;
@@ -197,27 +232,36 @@ impl Projector {
         self.stats
             .events
             .fetch_add(events.len() as u64, Ordering::Relaxed);
-        if self.config.publish {
-            self.publish(&outcome.changes).await;
-        }
+        // The rows are committed: readers may see them now, whatever the bus does.
         self.applied.advance(shard, last);
+        if let Some(publisher) = publisher {
+            if !outcome.changes.is_empty() {
+                // Waits only when the publisher is PUBLISH_QUEUE batches behind; it outlives
+                // this task's sender, so the send fails only if it panicked.
+                let _ = publisher.send(outcome.changes).await;
+            }
+        }
         Some(last)
     }
+}
 
-    /// Publishes row changes after their commit. At-least-once while the process lives
-    /// (retried, deduplicated by message id); a crash between the commit and the publish
-    /// loses that batch's change messages (docs/read-side.md, "What it costs").
-    async fn publish(&self, changes: &[RowChange]) {
-        let Some(bus) = &self.bus else {
-            return;
-        };
+/// A shard's publisher: publishes each batch's row changes after their commit, batch after
+/// batch, until the shard task drops its sender. At-least-once while the process lives
+/// (deduplicated by message id); a crash between the commit and the publish loses those
+/// batches' change messages (docs/read-side.md, "What it costs").
+async fn publish_changes(
+    bus: Arc<dyn EventBus>,
+    stats: Arc<ProjectorStats>,
+    mut batches: mpsc::Receiver<Vec<RowChange>>,
+) {
+    while let Some(changes) = batches.recv().await {
         let mut pending = Vec::with_capacity(changes.len());
-        for change in changes {
+        for change in &changes {
             let message = change_message(bus.as_ref(), change);
             match bus.start_publish(message).await {
                 Ok(ack) => pending.push(ack),
                 Err(e) => {
-                    self.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+                    stats.publish_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, view = change.view, key = %change.key,
                         "cannot publish a row change");
                 }
@@ -225,7 +269,7 @@ impl Projector {
         }
         for ack in pending {
             if let Err(e) = ack.await {
-                self.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+                stats.publish_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "row change not stored by the bus");
             }
         }

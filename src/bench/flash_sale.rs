@@ -1,8 +1,12 @@
-//! `orderflow bench flash-sale` (issue 3 §9): one SKU, `--units` in stock, `--submits`
-//! `SubmitOrder` calls from `--concurrency` gRPC clients of distinct buyers, against the real
-//! command app (store, bus, relay, saga, single writers) served in this process.
+//! `orderflow bench flash-sale` (issue 3 §9, issue 4 §6): one SKU, `--units` in stock,
+//! `--submits` `SubmitOrder` calls from `--concurrency` gRPC clients of distinct buyers,
+//! against the real command app (store, bus, relay, saga, single writers) served in this
+//! process, with every projector following the store as `serve --role all` runs them
+//! (`--no-projections` to leave them out).
 //!
-//! Reported: submits/s and submit latency; how long after the last submit's answer every
+//! Reported: submits/s and submit latency; projection lag during the load (each submit's
+//! answer → applied by every projection, in ms; committed events not yet applied, sampled:
+//! [`lag`]); how long after the last submit's answer every
 //! order was CREATED or FAILED; outcomes by reason; the SKU's durable ledger, its identity
 //! (`added = available + reserved + deducted`) and the oversell (`CREATED − units`, must be
 //! 0). With Postgres, the raw batched-INSERT ceiling of the same database, measured in the
@@ -13,6 +17,7 @@
 //! second the 256 clients spend is one the server does not get. That is part of the figure.
 
 pub(crate) mod clients;
+mod lag;
 mod outcomes;
 mod target;
 
@@ -23,8 +28,9 @@ use orderflow_domain::sku::StockLevel;
 use serde_json::json;
 
 use self::clients::{LoadPlan, LoadResult};
+use self::lag::{Heads, LagResult};
 use self::outcomes::Outcomes;
-use self::target::Target;
+use self::target::{Projections, Target};
 use super::ceiling;
 use super::report::{self, ScenarioResult};
 
@@ -66,6 +72,14 @@ pub struct FlashSaleArgs {
     /// Connections per database of the store (its default when absent).
     #[arg(long)]
     pub pool_size: Option<usize>,
+    /// Leave the projectors out: the command side alone, as in issue 3's figures.
+    #[arg(long)]
+    pub no_projections: bool,
+    /// PostgreSQL: run the projectors on a store instance and pool of this many connections
+    /// of their own (as a `--role projections` process), instead of on the command app's
+    /// store and pool (as `serve --role all`, the default: 0).
+    #[arg(long, default_value_t = 0)]
+    pub projection_pool: usize,
     /// Keep the bench database and the NATS streams instead of deleting them.
     #[arg(long)]
     pub keep_database: bool,
@@ -80,6 +94,11 @@ pub async fn run(args: FlashSaleArgs) -> anyhow::Result<()> {
         args.nats_url.as_deref(),
         args.writers,
         args.pool_size,
+        match (args.no_projections, args.projection_pool) {
+            (true, _) => Projections::Off,
+            (false, 0) => Projections::Shared,
+            (false, n) => Projections::Own(n),
+        },
     )
     .await?;
     let outcome = measure(&mut target, &args).await;
@@ -102,6 +121,22 @@ async fn measure(target: &mut Target, args: &FlashSaleArgs) -> anyhow::Result<Fl
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     target.seed(args.units).await?;
+    let probe = match &target.read {
+        Some(read) => {
+            let heads = match &target.database {
+                Some(db) => Heads::Postgres(db.client().await?),
+                None => Heads::Store(target.app.store().clone()),
+            };
+            let projections = read
+                .projectors()
+                .iter()
+                .map(|p| (p.name(), p.applied().clone()))
+                .collect();
+            Some(lag::start(projections, heads, lag::DRAIN_LIMIT))
+        }
+        None => None,
+    };
+    let (probe, lag_task) = probe.unzip();
     let load = clients::run(
         target,
         LoadPlan {
@@ -109,6 +144,7 @@ async fn measure(target: &mut Target, args: &FlashSaleArgs) -> anyhow::Result<Fl
             concurrency: args.concurrency as usize,
             per_connection: args.clients_per_connection as usize,
             deadline: Instant::now() + Duration::from_secs(args.max_seconds.max(1)),
+            probe,
         },
     )
     .await?;
@@ -118,6 +154,10 @@ async fn measure(target: &mut Target, args: &FlashSaleArgs) -> anyhow::Result<Fl
         load.errors,
         load.elapsed.as_secs_f64()
     );
+    let lag = match lag_task {
+        Some(task) => Some(task.await??),
+        None => None,
+    };
     let outcomes = outcomes::wait_for(target.app.store(), load.ok, RESOLVE_LIMIT).await?;
     let ledger = target.ledger().await?;
 
@@ -138,6 +178,7 @@ async fn measure(target: &mut Target, args: &FlashSaleArgs) -> anyhow::Result<Fl
         load,
         outcomes,
         ledger,
+        lag,
         ceilings,
     })
 }
@@ -149,6 +190,8 @@ struct FlashSale {
     load: LoadResult,
     outcomes: Outcomes,
     ledger: StockLevel,
+    /// `None` with `--no-projections`.
+    lag: Option<LagResult>,
     ceilings: Vec<ScenarioResult>,
 }
 
@@ -206,6 +249,7 @@ impl FlashSale {
                            "deducted": s.deducted, "released": s.released},
                 "identity_holds": self.identity_holds(),
                 "oversell": self.oversell(),
+                "projection_lag": self.lag.as_ref().map(LagResult::to_json),
                 "ceiling": self.ceilings.iter().map(ScenarioResult::to_json).collect::<Vec<_>>(),
             });
             println!("{value}");
@@ -258,6 +302,10 @@ impl FlashSale {
             }
         );
         println!("oversell {}", self.oversell());
+        match &self.lag {
+            Some(lag) => lag.print(),
+            None => println!("projections off (--no-projections): no projection lag"),
+        }
     }
 
     fn verdict(&self) -> anyhow::Result<()> {
@@ -291,17 +339,22 @@ mod tests {
             ceiling_seconds: 1,
             writers: None,
             pool_size: None,
+            no_projections: false,
+            projection_pool: 0,
             keep_database: false,
             json: true,
         }
     }
 
     /// The whole bench, embedded and tiny: every submit answered, exactly the stock
-    /// created, the rest refused for stock, the ledger identity holds.
+    /// created, the rest refused for stock, the ledger identity holds, and every submit's
+    /// event applied by every projection.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn embedded_run_creates_exactly_the_stock() {
         let args = args(20, 120);
-        let mut target = Target::start(None, None, None, None).await.unwrap();
+        let mut target = Target::start(None, None, None, None, Projections::Shared)
+            .await
+            .unwrap();
         let sale = measure(&mut target, &args).await.unwrap();
         target.finish(false).await.unwrap();
         assert_eq!(sale.load.ok, 120, "{:?}", sale.load.errors);
@@ -312,5 +365,9 @@ mod tests {
         assert!(sale.identity_holds(), "{:?}", sale.ledger);
         assert!(sale.verdict().is_ok());
         assert!(sale.resolved_after_ms().is_some());
+        let lag = sale.lag.as_ref().expect("projections are on by default");
+        assert_eq!((lag.tracked, lag.not_applied), (120, 0));
+        assert_eq!(lag.views.len(), 7);
+        assert!(lag.views.iter().all(|v| v.time.len() == 120));
     }
 }

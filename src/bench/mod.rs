@@ -17,7 +17,8 @@ pub enum Bench {
     /// distinct streams, 64 appenders on 4 hot streams, and the raw batched-INSERT ceiling.
     Append(append::AppendArgs),
     /// Issue 3 §9: one SKU, many buyers at once, through gRPC into the real command app
-    /// (saga, single writer); submits/s, latency, time to resolve, oversell, and the ceiling.
+    /// (saga, single writer) with the projectors beside it; submits/s, latency, time to
+    /// resolve, oversell, projection lag during the load (issue 4 §6), and the ceiling.
     FlashSale(flash_sale::FlashSaleArgs),
     /// Issue 4 §6: GetOrder and ListBuyerOrders from many gRPC clients on a seeded read
     /// model of --orders orders; queries/s, p50/p99/p999 per RPC, and the raw-query ceiling.

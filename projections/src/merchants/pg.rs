@@ -17,7 +17,9 @@ use super::{
 };
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, to_doc};
+use crate::pg::{
+    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
+};
 
 #[derive(Clone)]
 pub struct PgMerchantCatalog {
@@ -46,6 +48,11 @@ impl ProjectionModel for PgMerchantCatalog {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
+        // A batch of streams this projection does not read: only the checkpoint moves.
+        if !touches(events, &["merchant"]) {
+            skip_batch(&self.pool, MERCHANT_CATALOG, shard, events).await?;
+            return Ok(BatchOutcome::default());
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let saved = lock_checkpoint(&tx, MERCHANT_CATALOG, shard).await?;

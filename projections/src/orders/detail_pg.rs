@@ -2,23 +2,23 @@
 //!
 //! A batch is one transaction: lock the shard's checkpoint row, drop the events at or below
 //! it, load the views the rest touch in one query, fold them in memory, write each changed
-//! view once (pipelined upserts), upsert merchant names, move the checkpoint, commit.
+//! view once (one multi-row upsert), upsert merchant names, move the checkpoint, commit.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use futures::future::try_join_all;
 use orderflow_domain::{OrderNo, Shard};
 use orderflow_infra::store::{Position, RecordedEvent};
-use tokio_postgres::types::ToSql;
 
 use super::detail::{merchant_change, merchant_name, OrderDetailReader, ORDER_DETAIL};
 use super::page::{Cursor, Page};
 use super::{fold_orders, touched_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, to_doc};
+use crate::pg::{
+    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
+};
 
 #[derive(Clone)]
 pub struct PgOrderDetail {
@@ -47,6 +47,11 @@ impl ProjectionModel for PgOrderDetail {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
+        // A batch of streams this projection does not read: only the checkpoint moves.
+        if !touches(events, &["order", "merchant"]) {
+            skip_batch(&self.pool, ORDER_DETAIL, shard, events).await?;
+            return Ok(BatchOutcome::default());
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let saved = lock_checkpoint(&tx, ORDER_DETAIL, shard).await?;
@@ -57,43 +62,29 @@ impl ProjectionModel for PgOrderDetail {
         let touched = touched_orders(&fresh);
         let mut views: HashMap<String, OrderView> = HashMap::with_capacity(touched.len());
         if !touched.is_empty() {
-            for row in tx
-                .query(
-                    "SELECT order_no, doc FROM order_detail WHERE order_no = ANY($1)",
-                    &[&touched],
-                )
-                .await?
-            {
+            let load = tx
+                .prepare_cached("SELECT order_no, doc FROM order_detail WHERE order_no = ANY($1)")
+                .await?;
+            for row in tx.query(&load, &[&touched]).await? {
                 views.insert(row.get(0), from_doc(ORDER_DETAIL, row.get(1))?);
             }
         }
         let changed = fold_orders(&mut views, &fresh, ORDER_DETAIL);
-        let upsert = tx
-            .prepare_cached(
-                "INSERT INTO order_detail (order_no, buyer_id, merchant_id, status, created_ms,
-                                           updated_ms, version, doc, search)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_tsvector('simple', $9))
-                 ON CONFLICT (order_no) DO UPDATE SET
-                    status = EXCLUDED.status, updated_ms = EXCLUDED.updated_ms,
-                    version = EXCLUDED.version, doc = EXCLUDED.doc, search = EXCLUDED.search",
-            )
-            .await?;
         let mut changes = Vec::with_capacity(changed.len());
-        let mut rows = Vec::with_capacity(changed.len());
+        let mut rows = DetailRows::with_capacity(changed.len());
         for (key, position) in changed {
             let view = &views[&key];
             let doc = to_doc(ORDER_DETAIL, view)?;
-            rows.push((
-                key.clone(),
-                view.buyer.get(),
-                view.merchant.get(),
-                view.status.as_str(),
-                view.created_at.as_millis(),
-                view.updated_at.as_millis(),
-                i64::try_from(view.version).unwrap_or(i64::MAX),
-                doc.clone(),
-                view.search_text(),
-            ));
+            rows.order_no.push(key.clone());
+            rows.buyer.push(view.buyer.get());
+            rows.merchant.push(view.merchant.get());
+            rows.status.push(view.status.as_str());
+            rows.created.push(view.created_at.as_millis());
+            rows.updated.push(view.updated_at.as_millis());
+            rows.version
+                .push(i64::try_from(view.version).unwrap_or(i64::MAX));
+            rows.doc.push(doc.clone());
+            rows.search.push(view.search_text());
             changes.push(RowChange {
                 view: ORDER_DETAIL,
                 key,
@@ -102,30 +93,93 @@ impl ProjectionModel for PgOrderDetail {
                 row: Some(doc),
             });
         }
-        let params: Vec<[&(dyn ToSql + Sync); 9]> = rows
-            .iter()
-            .map(|r| -> [&(dyn ToSql + Sync); 9] {
-                [&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8]
-            })
-            .collect();
-        // Pipelined on the one connection: one round trip for the whole batch.
-        try_join_all(params.iter().map(|p| tx.execute(&upsert, p))).await?;
-
-        for event in &fresh {
-            if let Some((merchant, name)) = merchant_name(event) {
-                tx.execute(
-                    "INSERT INTO order_detail_merchants (merchant_id, name, search)
-                     VALUES ($1, $2, to_tsvector('simple', $2))
-                     ON CONFLICT (merchant_id) DO UPDATE SET name = $2, search = EXCLUDED.search",
-                    &[&merchant.get(), &name],
+        if !rows.order_no.is_empty() {
+            // One statement for the whole batch (columns as arrays, unnested server-side):
+            // PostgreSQL binds, plans and runs one INSERT instead of one per row.
+            let upsert = tx
+                .prepare_cached(
+                    "INSERT INTO order_detail (order_no, buyer_id, merchant_id, status, created_ms,
+                                               updated_ms, version, doc, search)
+                     SELECT o, b, m, s, c, u, v, d, to_tsvector('simple', t)
+                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[],
+                                 $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[],
+                                 $9::text[]) AS r(o, b, m, s, c, u, v, d, t)
+                     ON CONFLICT (order_no) DO UPDATE SET
+                        status = EXCLUDED.status, updated_ms = EXCLUDED.updated_ms,
+                        version = EXCLUDED.version, doc = EXCLUDED.doc, search = EXCLUDED.search",
                 )
                 .await?;
+            tx.execute(
+                &upsert,
+                &[
+                    &rows.order_no,
+                    &rows.buyer,
+                    &rows.merchant,
+                    &rows.status,
+                    &rows.created,
+                    &rows.updated,
+                    &rows.version,
+                    &rows.doc,
+                    &rows.search,
+                ],
+            )
+            .await?;
+        }
+
+        // Merchant names: the last name of each merchant in the batch, in one statement (an
+        // upsert may not touch one row twice); every rename is still a change.
+        let mut names: Vec<(i64, String)> = Vec::new();
+        for event in &fresh {
+            if let Some((merchant, name)) = merchant_name(event) {
                 changes.push(merchant_change(shard, event.position, merchant, &name));
+                match names.iter_mut().find(|(m, _)| *m == merchant.get()) {
+                    Some(entry) => entry.1 = name,
+                    None => names.push((merchant.get(), name)),
+                }
             }
+        }
+        if !names.is_empty() {
+            let (ids, names): (Vec<i64>, Vec<String>) = names.into_iter().unzip();
+            tx.execute(
+                "INSERT INTO order_detail_merchants (merchant_id, name, search)
+                 SELECT m, n, to_tsvector('simple', n) FROM unnest($1::bigint[], $2::text[]) AS r(m, n)
+                 ON CONFLICT (merchant_id) DO UPDATE SET name = EXCLUDED.name, search = EXCLUDED.search",
+                &[&ids, &names],
+            )
+            .await?;
         }
         save_checkpoint(&tx, ORDER_DETAIL, shard, last).await?;
         tx.commit().await?;
         Ok(BatchOutcome { changes })
+    }
+}
+
+/// A batch's changed `order_detail` rows, column by column (the upsert's arrays).
+struct DetailRows {
+    order_no: Vec<String>,
+    buyer: Vec<i64>,
+    merchant: Vec<i64>,
+    status: Vec<&'static str>,
+    created: Vec<i64>,
+    updated: Vec<i64>,
+    version: Vec<i64>,
+    doc: Vec<serde_json::Value>,
+    search: Vec<String>,
+}
+
+impl DetailRows {
+    fn with_capacity(n: usize) -> Self {
+        DetailRows {
+            order_no: Vec::with_capacity(n),
+            buyer: Vec::with_capacity(n),
+            merchant: Vec::with_capacity(n),
+            status: Vec::with_capacity(n),
+            created: Vec::with_capacity(n),
+            updated: Vec::with_capacity(n),
+            version: Vec::with_capacity(n),
+            doc: Vec::with_capacity(n),
+            search: Vec::with_capacity(n),
+        }
     }
 }
 

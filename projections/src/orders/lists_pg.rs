@@ -2,24 +2,25 @@
 //! `part` = owner id % 32; a list query names its partition, so it reads one.
 //!
 //! A batch is one transaction, as for `order_detail`: lock the checkpoint row, drop what it
-//! covers, load the touched views, fold, upsert each changed one once, move the checkpoint.
+//! covers, load the touched views, fold, upsert the changed ones in one statement, move the
+//! checkpoint.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use futures::future::try_join_all;
 use orderflow_domain::order::OrderStatus;
 use orderflow_domain::Shard;
 use orderflow_infra::store::{Position, RecordedEvent};
-use tokio_postgres::types::ToSql;
 
 use super::lists::{ListSide, OrderListReader};
 use super::page::{Cursor, Owner, Page};
 use super::{fold_orders, touched_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, to_doc};
+use crate::pg::{
+    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
+};
 
 #[derive(Clone)]
 pub struct PgOrderList {
@@ -55,6 +56,11 @@ impl ProjectionModel for PgOrderList {
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
         let name = self.name();
+        // A batch of streams this projection does not read: only the checkpoint moves.
+        if !touches(events, &["order"]) {
+            skip_batch(&self.pool, name, shard, events).await?;
+            return Ok(BatchOutcome::default());
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let saved = lock_checkpoint(&tx, name, shard).await?;
@@ -68,35 +74,36 @@ impl ProjectionModel for PgOrderList {
                 "SELECT order_no, doc FROM {} WHERE order_no = ANY($1)",
                 self.table()
             );
+            let load = tx.prepare_cached(&load).await?;
             for row in tx.query(&load, &[&touched]).await? {
                 views.insert(row.get(0), from_doc(name, row.get(1))?);
             }
         }
         let changed = fold_orders(&mut views, &fresh, name);
-        let upsert = tx
-            .prepare_cached(&format!(
-                "INSERT INTO {} (part, owner_id, order_no, status, created_ms, version, doc)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (part, owner_id, order_no) DO UPDATE SET
-                    status = EXCLUDED.status, version = EXCLUDED.version, doc = EXCLUDED.doc",
-                self.table()
-            ))
-            .await?;
-        let mut rows = Vec::with_capacity(changed.len());
-        let mut changes = Vec::with_capacity(changed.len());
+        let n = changed.len();
+        let (mut part, mut owner_id, mut order_no) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut status, mut created, mut version, mut docs) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let mut changes = Vec::with_capacity(n);
         for (key, position) in changed {
             let view = &views[&key];
             let owner = self.side.owner(view);
             let doc = to_doc(name, view)?;
-            rows.push((
-                owner.partition(),
-                owner.id(),
-                key.clone(),
-                view.status.as_str(),
-                view.created_at.as_millis(),
-                i64::try_from(view.version).unwrap_or(i64::MAX),
-                doc.clone(),
-            ));
+            part.push(owner.partition());
+            owner_id.push(owner.id());
+            order_no.push(key.clone());
+            status.push(view.status.as_str());
+            created.push(view.created_at.as_millis());
+            version.push(i64::try_from(view.version).unwrap_or(i64::MAX));
+            docs.push(doc.clone());
             changes.push(RowChange {
                 view: name,
                 key,
@@ -105,12 +112,26 @@ impl ProjectionModel for PgOrderList {
                 row: Some(doc),
             });
         }
-        let params: Vec<[&(dyn ToSql + Sync); 7]> = rows
-            .iter()
-            .map(|r| -> [&(dyn ToSql + Sync); 7] { [&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6] })
-            .collect();
-        // Pipelined on the one connection: one round trip for the whole batch.
-        try_join_all(params.iter().map(|p| tx.execute(&upsert, p))).await?;
+        if !order_no.is_empty() {
+            // One statement for the whole batch (columns as arrays, unnested server-side).
+            let upsert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO {} (part, owner_id, order_no, status, created_ms, version, doc)
+                     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::text[], $4::text[],
+                                          $5::bigint[], $6::bigint[], $7::jsonb[])
+                     ON CONFLICT (part, owner_id, order_no) DO UPDATE SET
+                        status = EXCLUDED.status, version = EXCLUDED.version, doc = EXCLUDED.doc",
+                    self.table()
+                ))
+                .await?;
+            tx.execute(
+                &upsert,
+                &[
+                    &part, &owner_id, &order_no, &status, &created, &version, &docs,
+                ],
+            )
+            .await?;
+        }
         save_checkpoint(&tx, name, shard, last).await?;
         tx.commit().await?;
         Ok(BatchOutcome { changes })

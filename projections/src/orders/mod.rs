@@ -20,7 +20,7 @@ pub mod lists_pg;
 pub mod page;
 pub mod view;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use orderflow_domain::OrderNo;
 use orderflow_infra::store::{Position, RecordedEvent};
@@ -32,18 +32,19 @@ pub use lists_pg::PgOrderList;
 pub use page::{Cursor, InvalidPageToken, Owner, Page};
 pub use view::{order_event, OrderView, StatusChange, ViewError};
 
-/// The order numbers of the order streams a batch touches (to load their views at once).
+/// The order numbers of the order streams a batch touches (to load their views at once), in
+/// first-touch order. A set beside the list: a rebuild's batch holds thousands of orders.
 pub(crate) fn touched_orders(events: &[&RecordedEvent]) -> Vec<String> {
-    let mut seen = Vec::new();
+    let mut seen = HashSet::new();
+    let mut touched = Vec::new();
     for e in events {
-        if e.stream.category() == orderflow_domain::stream::ORDER_CATEGORY {
-            let no = e.stream.id().to_owned();
-            if !seen.contains(&no) {
-                seen.push(no);
-            }
+        if e.stream.category() == orderflow_domain::stream::ORDER_CATEGORY
+            && seen.insert(e.stream.id())
+        {
+            touched.push(e.stream.id().to_owned());
         }
     }
-    seen
+    touched
 }
 
 /// Folds a batch's order events into `views` (the views before the batch, by order number).
@@ -55,6 +56,8 @@ pub(crate) fn fold_orders(
     projection: &'static str,
 ) -> Vec<(String, Position)> {
     let mut changed: Vec<(String, Position)> = Vec::new();
+    // Where each changed order sits in `changed`.
+    let mut index: HashMap<String, usize> = HashMap::new();
     for event in events {
         let order_event = match order_event(event) {
             Ok(Some(e)) => e,
@@ -73,9 +76,12 @@ pub(crate) fn fold_orders(
             continue;
         };
         if unchanged.as_ref() != Some(&after) {
-            match changed.iter_mut().find(|(k, _)| *k == key) {
-                Some(entry) => entry.1 = event.position,
-                None => changed.push((key.clone(), event.position)),
+            match index.get(&key) {
+                Some(&i) => changed[i].1 = event.position,
+                None => {
+                    index.insert(key.clone(), changed.len());
+                    changed.push((key.clone(), event.position));
+                }
             }
         }
         views.insert(key, after);

@@ -124,7 +124,9 @@ pub struct ReplayConfig {
 impl Default for ReplayConfig {
     fn default() -> Self {
         ReplayConfig {
-            batch: 2_000,
+            // Large: a batch is one transaction and one multi-row upsert per table, and the
+            // shadow is not live, so nobody waits for any one batch (BENCHMARKS.md, Rebuild).
+            batch: 10_000,
             concurrency: 4,
             tail: 2_000,
         }
@@ -149,6 +151,8 @@ pub struct Replay {
     target: &'static Rebuildable,
     live: tokio_postgres::Config,
     shadow: Arc<dyn ProjectionModel>,
+    /// GIN indexes of the shadow, built once the catch-up has filled it.
+    indexes: Vec<String>,
     store: Arc<dyn EventStore>,
     config: ReplayConfig,
     events: u64,
@@ -166,10 +170,13 @@ impl Replay {
     ) -> Result<Replay, ProjectionError> {
         let started = Instant::now();
         let client = connect(&live).await?;
-        shadow::create(&client, target.name, target.tables).await?;
+        let indexes = shadow::create(&client, target.name, target.tables).await?;
         let mut shadow_config = live.clone();
+        // The shadow's commits do not wait for the WAL flush: a crash loses at most the last
+        // few batches of a rebuild that starts over from position 0 anyway, and the swap's own
+        // (synchronous) commit flushes every earlier one before the tables go live.
         shadow_config.options(format!(
-            "-c search_path={},public",
+            "-c search_path={},public -c synchronous_commit=off",
             shadow::ident(&shadow_schema(target.name))
         ));
         let pool = Pool::builder(Manager::from_config(
@@ -186,6 +193,7 @@ impl Replay {
             target,
             live,
             shadow: (target.model)(pool),
+            indexes,
             store,
             config,
             events: 0,
@@ -262,6 +270,8 @@ impl Replay {
     /// swapping rolls back: nothing live changed.
     pub async fn hold(mut self) -> Result<Held, ProjectionError> {
         let client = connect(&self.live).await?;
+        // Before the lock: the live projector does not wait for the index builds.
+        shadow::build_indexes(&client, &std::mem::take(&mut self.indexes)).await?;
         client.batch_execute("BEGIN").await?;
         let name = checkpoint_name(self.target.name);
         let shards: Vec<i16> = Shard::all().map(|s| i16::from(s.index())).collect();

@@ -11,6 +11,12 @@
 //! primary key and unique constraints and every other index under their own names, the
 //! partitioning and each partition. Foreign keys and triggers are not cloned (no read model
 //! has them).
+//!
+//! GIN indexes (full-text `search`) are built once the shadow is filled
+//! ([`build_indexes`]), not maintained row by row while it fills: one build over the table
+//! instead of a pending-list insert and merge per row. B-tree indexes are there from the
+//! start: the adapters' upserts name the primary keys in `ON CONFLICT`, and their lookups
+//! of the rows a batch touches use the others (`seller_order` by `order_no`).
 
 use tokio_postgres::{Client, GenericClient};
 
@@ -32,11 +38,12 @@ pub(crate) fn retired_schema(projection: &str) -> String {
 }
 
 /// Drops whatever an earlier (interrupted) rebuild left and creates empty shadow tables.
+/// Returns the DDL of their GIN indexes, for [`build_indexes`] once they are filled.
 pub(crate) async fn create(
     client: &Client,
     projection: &str,
     tables: &[&str],
-) -> Result<(), ProjectionError> {
+) -> Result<Vec<String>, ProjectionError> {
     let schema = ident(&shadow_schema(projection));
     client
         .batch_execute(&format!(
@@ -44,13 +51,31 @@ pub(crate) async fn create(
              CREATE TABLE {schema}.checkpoints (LIKE public.checkpoints INCLUDING ALL);"
         ))
         .await?;
+    let mut indexes = Vec::new();
     for table in tables {
-        clone_table(client, &schema, table).await?;
+        indexes.extend(clone_table(client, &schema, table).await?);
+    }
+    Ok(indexes)
+}
+
+/// Creates the GIN indexes [`create`] left out, on the filled shadow tables.
+pub(crate) async fn build_indexes(
+    client: &Client,
+    indexes: &[String],
+) -> Result<(), ProjectionError> {
+    if !indexes.is_empty() {
+        client.batch_execute(&indexes.join(";\n")).await?;
     }
     Ok(())
 }
 
-async fn clone_table(client: &Client, schema: &str, table: &str) -> Result<(), ProjectionError> {
+/// Creates the table (constraints, B-tree indexes, partitions) and returns the DDL of its
+/// GIN indexes.
+async fn clone_table(
+    client: &Client,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<String>, ProjectionError> {
     let row = client
         .query_opt(
             "SELECT c.oid, c.relkind = 'p', coalesce(pg_get_partkeydef(c.oid), '')
@@ -77,6 +102,7 @@ async fn clone_table(client: &Client, schema: &str, table: &str) -> Result<(), P
         "CREATE TABLE {shadow} (LIKE {live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
          INCLUDING GENERATED INCLUDING IDENTITY INCLUDING STORAGE){partition_by}"
     )];
+    let mut indexes = Vec::new();
     for c in client
         .query(
             "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
@@ -117,7 +143,11 @@ async fn clone_table(client: &Client, schema: &str, table: &str) -> Result<(), P
                 reason: format!("cannot clone index of {table}: {def}"),
             });
         }
-        ddl.push(moved);
+        if moved.contains(" USING gin ") {
+            indexes.push(moved);
+        } else {
+            ddl.push(moved);
+        }
     }
     for p in partitions_of(client, "public", table).await? {
         let bound: String = client
@@ -135,7 +165,7 @@ async fn clone_table(client: &Client, schema: &str, table: &str) -> Result<(), P
         ));
     }
     client.batch_execute(&ddl.join(";\n")).await?;
-    Ok(())
+    Ok(indexes)
 }
 
 /// The partitions of `schema.table` (none for a plain table).

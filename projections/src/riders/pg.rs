@@ -19,7 +19,9 @@ use super::{
 use crate::error::ProjectionError;
 use crate::merchants::search_box;
 use crate::model::{BatchOutcome, ProjectionModel};
-use crate::pg::{from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, to_doc};
+use crate::pg::{
+    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
+};
 
 #[derive(Clone)]
 pub struct PgRiderGeo {
@@ -48,6 +50,11 @@ impl ProjectionModel for PgRiderGeo {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
+        // A batch of streams this projection does not read: only the checkpoint moves.
+        if !touches(events, &["rider", "order"]) {
+            skip_batch(&self.pool, RIDER_GEO, shard, events).await?;
+            return Ok(BatchOutcome::default());
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let saved = lock_checkpoint(&tx, RIDER_GEO, shard).await?;

@@ -17,7 +17,7 @@ use tokio_postgres::Row;
 use super::{fold_stats, touched_orders, HourlyStats, StatsReader, MERCHANT_HOURLY};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{load_checkpoints, lock_checkpoint, save_checkpoint};
+use crate::pg::{load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, touches};
 
 const COLUMNS: &str =
     "merchant_id, hour_ms, orders, gmv_minor, cancellations, late_deliveries, compensation_minor";
@@ -65,6 +65,11 @@ impl ProjectionModel for PgMerchantHourly {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
+        // A batch of streams this projection does not read: only the checkpoint moves.
+        if !touches(events, &["order"]) {
+            skip_batch(&self.pool, MERCHANT_HOURLY, shard, events).await?;
+            return Ok(BatchOutcome::default());
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let saved = lock_checkpoint(&tx, MERCHANT_HOURLY, shard).await?;
@@ -115,17 +120,17 @@ impl ProjectionModel for PgMerchantHourly {
                  RETURNING {COLUMNS}"
             ))
             .await?;
-        let mut values: Vec<(i64, i64, HourlyStats)> = deltas
+        let mut values: Vec<(i64, i64, HourlyStats, Position)> = deltas
             .hours
             .iter()
-            .map(|(d, _)| (d.merchant.get(), d.hour.as_millis(), *d))
+            .map(|(d, p)| (d.merchant.get(), d.hour.as_millis(), *d, *p))
             .collect();
         // Shards apply concurrently and share merchant-hour rows: upserting them in one global
         // order keeps two shards' transactions from locking the same rows crosswise (deadlock).
-        values.sort_by_key(|(m, h, _)| (*m, *h));
+        values.sort_by_key(|(m, h, _, _)| (*m, *h));
         let params: Vec<[&(dyn ToSql + Sync); 7]> = values
             .iter()
-            .map(|(m, h, d)| -> [&(dyn ToSql + Sync); 7] {
+            .map(|(m, h, d, _)| -> [&(dyn ToSql + Sync); 7] {
                 [
                     m,
                     h,
@@ -140,7 +145,8 @@ impl ProjectionModel for PgMerchantHourly {
         // Pipelined on the one connection: one round trip for the whole batch.
         let rows = try_join_all(params.iter().map(|p| tx.query_one(&add, p))).await?;
         let mut changes = Vec::with_capacity(rows.len());
-        for (row, (_, position)) in rows.iter().zip(&deltas.hours) {
+        // The rows come back in the sorted order: each change takes its own row's position.
+        for (row, (_, _, _, position)) in rows.iter().zip(&values) {
             let after = stats(row)?;
             changes.push(RowChange {
                 view: MERCHANT_HOURLY,

@@ -19,7 +19,9 @@ use super::ledger::{row_changes, ReservationCursor, ReservationPage, StockReader
 use super::{fold_stock, state_name, touched, ReservationRow, StockRow, STOCK_LEDGER};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel};
-use crate::pg::{from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, to_doc};
+use crate::pg::{
+    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
+};
 
 #[derive(Clone)]
 pub struct PgStockLedger {
@@ -48,6 +50,11 @@ impl ProjectionModel for PgStockLedger {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
+        // A batch of streams this projection does not read: only the checkpoint moves.
+        if !touches(events, &["sku"]) {
+            skip_batch(&self.pool, STOCK_LEDGER, shard, events).await?;
+            return Ok(BatchOutcome::default());
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let saved = lock_checkpoint(&tx, STOCK_LEDGER, shard).await?;
@@ -58,26 +65,24 @@ impl ProjectionModel for PgStockLedger {
         let mut ledgers: HashMap<String, StockRow> = HashMap::with_capacity(skus.len());
         let mut reservations: HashMap<(String, String), ReservationRow> = HashMap::new();
         if !skus.is_empty() {
-            let rows = tx
-                .query(
-                    "SELECT sku_id, doc FROM stock_ledger WHERE sku_id = ANY($1)",
-                    &[&skus],
-                )
+            let load = tx
+                .prepare_cached("SELECT sku_id, doc FROM stock_ledger WHERE sku_id = ANY($1)")
                 .await?;
+            let rows = tx.query(&load, &[&skus]).await?;
             for row in rows {
                 ledgers.insert(row.get(0), from_doc(STOCK_LEDGER, row.get(1))?);
             }
         }
         if !pairs.is_empty() {
             let (pair_skus, orders): (Vec<String>, Vec<String>) = pairs.iter().cloned().unzip();
-            let rows = tx
-                .query(
+            let load = tx
+                .prepare_cached(
                     "SELECT r.sku_id, r.order_no, r.doc FROM stock_reservation r
                      JOIN unnest($1::text[], $2::text[]) AS t(sku_id, order_no)
                        ON r.sku_id = t.sku_id AND r.order_no = t.order_no",
-                    &[&pair_skus, &orders],
                 )
                 .await?;
+            let rows = tx.query(&load, &[&pair_skus, &orders]).await?;
             for row in rows {
                 reservations.insert(
                     (row.get(0), row.get(1)),
@@ -99,15 +104,6 @@ impl ProjectionModel for PgStockLedger {
                     doc = EXCLUDED.doc",
             )
             .await?;
-        let upsert_reservation = tx
-            .prepare_cached(
-                "INSERT INTO stock_reservation (sku_id, order_no, quantity, state, expires_ms, doc)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (sku_id, order_no) DO UPDATE SET
-                    quantity = EXCLUDED.quantity, state = EXCLUDED.state,
-                    expires_ms = EXCLUDED.expires_ms, doc = EXCLUDED.doc",
-            )
-            .await?;
         let mut ledger_rows = Vec::with_capacity(changes.ledgers.len());
         for (key, _) in &changes.ledgers {
             let r = &ledgers[key];
@@ -124,17 +120,25 @@ impl ProjectionModel for PgStockLedger {
                 to_doc(STOCK_LEDGER, r)?,
             ));
         }
-        let mut reservation_rows = Vec::with_capacity(changes.reservations.len());
+        let n = changes.reservations.len();
+        let (mut r_sku, mut r_order, mut r_quantity) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut r_state, mut r_expires, mut r_doc) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
         for (pair, _) in &changes.reservations {
             let r = &reservations[pair];
-            reservation_rows.push((
-                r.sku.as_str(),
-                r.order_no.as_str(),
-                r.quantity,
-                state_name(r.state),
-                r.expires_at.as_millis(),
-                to_doc(STOCK_LEDGER, r)?,
-            ));
+            r_sku.push(r.sku.as_str());
+            r_order.push(r.order_no.as_str());
+            r_quantity.push(r.quantity);
+            r_state.push(state_name(r.state));
+            r_expires.push(r.expires_at.as_millis());
+            r_doc.push(to_doc(STOCK_LEDGER, r)?);
         }
         let ledger_params: Vec<[&(dyn ToSql + Sync); 10]> = ledger_rows
             .iter()
@@ -142,18 +146,27 @@ impl ProjectionModel for PgStockLedger {
                 [&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8, &r.9]
             })
             .collect();
-        let reservation_params: Vec<[&(dyn ToSql + Sync); 6]> = reservation_rows
-            .iter()
-            .map(|r| -> [&(dyn ToSql + Sync); 6] { [&r.0, &r.1, &r.2, &r.3, &r.4, &r.5] })
-            .collect();
-        // Pipelined on the one connection: one round trip per table for the whole batch.
+        // Pipelined on the one connection: one round trip for the ledgers of the batch.
         try_join_all(ledger_params.iter().map(|p| tx.execute(&upsert_ledger, p))).await?;
-        try_join_all(
-            reservation_params
-                .iter()
-                .map(|p| tx.execute(&upsert_reservation, p)),
-        )
-        .await?;
+        if !r_sku.is_empty() {
+            // A flash sale's batch is hundreds of reservations of one sku: one statement
+            // (columns as arrays, unnested server-side) instead of one per row.
+            let upsert_reservations = tx
+                .prepare_cached(
+                    "INSERT INTO stock_reservation (sku_id, order_no, quantity, state, expires_ms, doc)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],
+                                          $5::bigint[], $6::jsonb[])
+                     ON CONFLICT (sku_id, order_no) DO UPDATE SET
+                        quantity = EXCLUDED.quantity, state = EXCLUDED.state,
+                        expires_ms = EXCLUDED.expires_ms, doc = EXCLUDED.doc",
+                )
+                .await?;
+            tx.execute(
+                &upsert_reservations,
+                &[&r_sku, &r_order, &r_quantity, &r_state, &r_expires, &r_doc],
+            )
+            .await?;
+        }
         save_checkpoint(&tx, STOCK_LEDGER, shard, last).await?;
         tx.commit().await?;
         Ok(BatchOutcome {

@@ -16,7 +16,7 @@
 pub mod ledger;
 pub mod ledger_pg;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use orderflow_domain::sku::{ReservationState, SkuEvent};
 use orderflow_domain::{DomainEvent, MerchantId, Money, Name, OrderNo, SkuId, Timestamp};
@@ -130,18 +130,21 @@ fn touch<K: PartialEq + Clone>(list: &mut Vec<(K, Position)>, key: &K, position:
 pub(crate) fn touched(events: &[&RecordedEvent]) -> (Vec<String>, Vec<(String, String)>) {
     let mut skus: Vec<String> = Vec::new();
     let mut pairs = Vec::new();
+    // Sets beside the lists (which keep first-touch order): a flash sale's or a rebuild's
+    // batch holds thousands of reservations of one sku.
+    let (mut seen_skus, mut seen_pairs) = (HashSet::new(), HashSet::new());
     for e in events {
         if e.stream.category() != SKU_CATEGORY {
             continue;
         }
         let sku = e.stream.id().to_owned();
-        if !skus.contains(&sku) {
+        if seen_skus.insert(sku.clone()) {
             skus.push(sku.clone());
         }
         if let Ok(Some(event)) = sku_event(e) {
             if let Some(order_no) = order_of(&event) {
                 let pair = (sku, order_no.to_string());
-                if !pairs.contains(&pair) {
+                if seen_pairs.insert(pair.clone()) {
                     pairs.push(pair);
                 }
             }

@@ -16,6 +16,7 @@ use tonic::metadata::MetadataValue;
 use tonic::Request;
 
 use super::super::report;
+use super::lag::Probe;
 use super::target::{Target, MERCHANT, PRICE, SKU};
 
 pub struct LoadPlan {
@@ -24,6 +25,8 @@ pub struct LoadPlan {
     pub per_connection: usize,
     /// No submit starts after this.
     pub deadline: Instant,
+    /// Told of every answer's consistency token, to measure projection lag.
+    pub probe: Option<Probe>,
 }
 
 pub struct LoadResult {
@@ -105,7 +108,7 @@ pub async fn run(target: &Target, plan: LoadPlan) -> anyhow::Result<LoadResult> 
         .map(|c| {
             let mut client = CommandServiceClient::new(channels[c % connections].clone());
             let (next, headers) = (next.clone(), headers.clone());
-            let (submits, deadline) = (plan.submits, plan.deadline);
+            let (submits, deadline, probe) = (plan.submits, plan.deadline, plan.probe.clone());
             tokio::spawn(async move {
                 let mut latency = report::histogram();
                 let mut errors: BTreeMap<String, u64> = BTreeMap::new();
@@ -125,7 +128,12 @@ pub async fn run(target: &Target, plan: LoadPlan) -> anyhow::Result<LoadResult> 
                     report::record(&mut latency, answered - began);
                     last = Some((answered, chrono::Utc::now().timestamp_millis()));
                     match answer {
-                        Ok(_) => ok += 1,
+                        Ok(reply) => {
+                            ok += 1;
+                            if let Some(probe) = &probe {
+                                probe.answered(&reply.get_ref().consistency_token);
+                            }
+                        }
                         Err(status) => {
                             *errors.entry(format!("{:?}", status.code())).or_default() += 1;
                             tracing::debug!(%status, "submit failed");
@@ -136,6 +144,8 @@ pub async fn run(target: &Target, plan: LoadPlan) -> anyhow::Result<LoadResult> 
             })
         })
         .collect();
+    // The tasks hold the only probes left: the probe sees the load end with the last of them.
+    drop(plan.probe);
 
     let mut result = LoadResult {
         ok: 0,

@@ -1,20 +1,23 @@
 //! The system under test: the real command app (store, bus, relay, process managers) served
-//! over gRPC on `127.0.0.1:0` in this process, seeded through its own API, and torn down
-//! afterwards (server drained, background tasks stopped, NATS streams and the bench database
-//! deleted).
+//! over gRPC on `127.0.0.1:0` in this process, with the read side's projectors following the
+//! same store as `orderflow serve --role all` runs them (unless turned off), seeded through
+//! its own API, and torn down afterwards (server drained, projectors and background tasks
+//! stopped, NATS streams and the bench database deleted).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use orderflow_command_service::{processes, server, AppError, CommandApp};
 use orderflow_domain::sku::{Sku, StockLevel};
-use orderflow_domain::{Role, SkuId};
+use orderflow_domain::{Role, Shard, SkuId};
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::bus::{NatsBus, NatsBusConfig, Subjects};
-use orderflow_infra::store::{PgStoreConfig, ShardMap};
+use orderflow_infra::store::{PgEventStore, PgStoreConfig, ShardMap};
 use orderflow_proto::v1 as pb;
 use orderflow_proto::v1::command_service_client::CommandServiceClient;
+use orderflow_query_service::ReadApp;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -28,24 +31,43 @@ pub const PRICE: i64 = 1_800;
 /// The domain's largest single restock; more units are added in several restocks.
 const MAX_RESTOCK: i64 = 1_000_000;
 
+/// Where the bench's projectors run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projections {
+    Off,
+    /// On the command app's store and pool (`serve --role all`).
+    Shared,
+    /// On a store instance with a pool of this many connections (PostgreSQL only; embedded
+    /// runs share the memory store).
+    Own(usize),
+}
+
 pub struct Target {
     pub app: CommandApp,
     pub addr: SocketAddr,
     pub auth: JwtAuth,
     /// The bench database (Postgres runs only), dropped by [`Target::finish`].
     pub database: Option<BenchDatabase>,
+    /// The projectors (and the query handler they feed, not served here), when on.
+    pub read: Option<ReadApp>,
     nats: Option<(String, Subjects)>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), AppError>>>,
 }
 
 impl Target {
-    /// Embedded without URLs; with both, a fresh database and a unique NATS prefix.
+    /// Embedded without URLs; with both, a fresh database and a unique NATS prefix. With
+    /// `projections`, every projector runs: memory read models embedded; on PostgreSQL in
+    /// shard 0's database, row changes published on the app's bus, and either on the
+    /// command app's store and pool as in `serve --role all` (`Projections::Shared`), or on
+    /// a store instance and pool of their own as a `--role projections` process would
+    /// (`Projections::Own(pool size)`).
     pub async fn start(
         database_url: Option<&str>,
         nats_url: Option<&str>,
         writers: Option<usize>,
         pool_size: Option<usize>,
+        projections: Projections,
     ) -> anyhow::Result<Self> {
         // A random secret per run: tokens of one run are worthless anywhere else.
         let secret = JwtSecret::new(uuid::Uuid::new_v4().as_bytes().repeat(2))?;
@@ -84,18 +106,55 @@ impl Target {
         };
         // The saga, notifier and deadlines: without them no order ever leaves CREATING.
         processes::start(&app);
+        let mut read_store = None;
+        let read = match (projections, &database) {
+            (Projections::Off, _) => None,
+            (Projections::Own(size), Some(db)) => {
+                let mut config = PgStoreConfig::new(ShardMap::single(&db.url));
+                config.pool_size = size.max(config.writers_per_database + 2);
+                let store = PgEventStore::connect(config)
+                    .await
+                    .context("the read side's store")?;
+                let read = ReadApp::builder(auth.clone(), Arc::new(store.clone()))
+                    .bus(app.bus().clone())
+                    .postgres(store.pool(Shard::of_id(0)).clone())
+                    .start();
+                read_store = Some(store);
+                Some(read)
+            }
+            _ => {
+                let mut read =
+                    ReadApp::builder(auth.clone(), app.store().clone()).bus(app.bus().clone());
+                if let Some(pg) = app.postgres() {
+                    read = read.postgres(pg.pool(Shard::of_id(0)).clone());
+                }
+                Some(read.start())
+            }
+        };
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(server::run(app.clone(), listener, async move {
-            let _ = rx.await;
-        }));
+        let drain = {
+            let read = read.clone();
+            async move {
+                let _ = rx.await;
+                // Projectors finish their batch before the store stops.
+                if let Some(read) = read {
+                    read.shutdown().await;
+                }
+                if let Some(store) = read_store {
+                    store.shutdown().await;
+                }
+            }
+        };
+        let server = tokio::spawn(server::run(app.clone(), listener, drain));
         Ok(Target {
             app,
             addr,
             auth,
             database,
+            read,
             nats,
             shutdown: Some(tx),
             server: Some(server),
