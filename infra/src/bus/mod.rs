@@ -15,6 +15,9 @@
 mod checkpoint;
 mod dead_letter;
 mod envelope;
+/// Sample events for the store's tests too.
+#[cfg(test)]
+pub(crate) use envelope::tests as envelope_tests;
 mod error;
 mod memory;
 mod nats;

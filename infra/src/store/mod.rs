@@ -8,6 +8,7 @@ mod error;
 mod follow;
 mod memory;
 mod postgres;
+mod tail;
 mod token;
 mod types;
 

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use self::batch::{Job, Reply};
 use self::codec::PendingAppend;
 use super::follow::{follow, FollowConfig, Heads};
+use super::tail::{TailCache, TAIL_EVENTS};
 use super::{
     AppendOutcome, AppendRequest, EventStore, Position, RecordedEvent, StoreError, Subscription,
 };
@@ -56,6 +57,8 @@ struct Inner {
     /// For each shard, the queue of the writer that owns it.
     routes: Vec<mpsc::UnboundedSender<Job>>,
     heads: Arc<Heads>,
+    /// The latest events of each shard, shared by this instance's subscriptions.
+    tail: Arc<TailCache>,
     shutdown: CancellationToken,
     /// Writers and listeners, joined by `shutdown`. A std Mutex: only taken to move the
     /// handles out, never held across an await.
@@ -159,6 +162,7 @@ impl PgEventStore {
                 pools,
                 routes,
                 heads,
+                tail: Arc::new(TailCache::new(TAIL_EVENTS)),
                 shutdown,
                 tasks: Mutex::new(tasks),
             }),
@@ -244,6 +248,7 @@ impl EventStore for PgEventStore {
 
     fn subscribe(&self, shard: Shard, after: Position) -> Subscription {
         let pool = self.pool(shard).clone();
+        let tail = Arc::clone(&self.inner.tail);
         let config = FollowConfig {
             page: SUBSCRIPTION_PAGE,
             fallback_poll: Some(self.inner.config.fallback_poll),
@@ -253,13 +258,18 @@ impl EventStore for PgEventStore {
             after,
             config,
             move |after, limit| {
-                let pool = pool.clone();
+                let (pool, tail) = (pool.clone(), Arc::clone(&tail));
                 // The read runs in its own task, so it finishes and gives its pooled
                 // connection back even when the subscriber stops polling half-way (a
                 // `select!` that took another branch and then awaits a checkpoint save:
-                // with every connection parked so, the save waited forever).
-                let read =
-                    tokio::spawn(async move { read::read_shard(&pool, shard, after, limit).await });
+                // with every connection parked so, the save waited forever). Through the
+                // tail cache: the shard's other subscribers share the page (`tail.rs`).
+                let read = tokio::spawn(async move {
+                    tail.read(shard, after, limit, |after, limit| async move {
+                        read::read_shard(&pool, shard, after, limit).await
+                    })
+                    .await
+                });
                 async move {
                     read.await
                         .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("read task: {e}"))))
