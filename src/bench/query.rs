@@ -23,8 +23,6 @@ use clap::Args;
 use orderflow_domain::Shard;
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::store::{PgEventStore, PgStoreConfig, ShardMap};
-use orderflow_projections::orders::{ListSide, PgOrderDetail, PgOrderList};
-use orderflow_projections::ProjectionModel;
 use orderflow_query_service::ReadApp;
 use serde_json::json;
 use tonic::transport::server::TcpIncoming;
@@ -102,7 +100,7 @@ async fn measure(db: &BenchDatabase, args: &QueryArgs) -> anyhow::Result<QueryBe
     );
 
     let started = Instant::now();
-    let events = seed::seed(dataset, &models(&pool)).await?;
+    let events = seed::seed(dataset, &pool).await?;
     let seeded_in = started.elapsed();
     eprintln!(
         "seeded {events} events into order_detail, buyer_order, seller_order in {:.1} s",
@@ -185,14 +183,6 @@ async fn serve_and_load(
     read.shutdown().await;
     served??;
     Ok((load?, lag?))
-}
-
-fn models(pool: &deadpool_postgres::Pool) -> Vec<Arc<dyn ProjectionModel>> {
-    vec![
-        Arc::new(PgOrderDetail::new(pool.clone())),
-        Arc::new(PgOrderList::new(ListSide::Buyer, pool.clone())),
-        Arc::new(PgOrderList::new(ListSide::Seller, pool.clone())),
-    ]
 }
 
 struct QueryBench {

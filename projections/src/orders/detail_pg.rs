@@ -13,6 +13,7 @@ use orderflow_domain::{OrderNo, Shard};
 use orderflow_infra::store::{Position, RecordedEvent};
 use tokio_postgres::types::ToSql;
 
+use super::columns::DetailColumns;
 use super::detail::{merchant_change, merchant_name, OrderDetailReader, ORDER_DETAIL};
 use super::page::{Cursor, Page};
 use super::{fold_orders, touched_orders, OrderView};
@@ -83,17 +84,7 @@ impl ProjectionModel for PgOrderDetail {
         for (key, position) in changed {
             let view = &views[&key];
             let doc = to_doc(ORDER_DETAIL, view)?;
-            rows.push((
-                key.clone(),
-                view.buyer.get(),
-                view.merchant.get(),
-                view.status.as_str(),
-                view.created_at.as_millis(),
-                view.updated_at.as_millis(),
-                i64::try_from(view.version).unwrap_or(i64::MAX),
-                doc.clone(),
-                view.search_text(),
-            ));
+            rows.push((DetailColumns::of(view), doc.clone()));
             changes.push(RowChange {
                 view: ORDER_DETAIL,
                 key,
@@ -104,8 +95,18 @@ impl ProjectionModel for PgOrderDetail {
         }
         let params: Vec<[&(dyn ToSql + Sync); 9]> = rows
             .iter()
-            .map(|r| -> [&(dyn ToSql + Sync); 9] {
-                [&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6, &r.7, &r.8]
+            .map(|(c, doc)| -> [&(dyn ToSql + Sync); 9] {
+                [
+                    &c.order_no,
+                    &c.buyer_id,
+                    &c.merchant_id,
+                    &c.status,
+                    &c.created_ms,
+                    &c.updated_ms,
+                    &c.version,
+                    doc,
+                    &c.search_text,
+                ]
             })
             .collect();
         // Pipelined on the one connection: one round trip for the whole batch.

@@ -14,6 +14,7 @@ use orderflow_domain::Shard;
 use orderflow_infra::store::{Position, RecordedEvent};
 use tokio_postgres::types::ToSql;
 
+use super::columns::ListColumns;
 use super::lists::{ListSide, OrderListReader};
 use super::page::{Cursor, Owner, Page};
 use super::{fold_orders, touched_orders, OrderView};
@@ -86,17 +87,8 @@ impl ProjectionModel for PgOrderList {
         let mut changes = Vec::with_capacity(changed.len());
         for (key, position) in changed {
             let view = &views[&key];
-            let owner = self.side.owner(view);
             let doc = to_doc(name, view)?;
-            rows.push((
-                owner.partition(),
-                owner.id(),
-                key.clone(),
-                view.status.as_str(),
-                view.created_at.as_millis(),
-                i64::try_from(view.version).unwrap_or(i64::MAX),
-                doc.clone(),
-            ));
+            rows.push((ListColumns::of(self.side, view), doc.clone()));
             changes.push(RowChange {
                 view: name,
                 key,
@@ -107,7 +99,17 @@ impl ProjectionModel for PgOrderList {
         }
         let params: Vec<[&(dyn ToSql + Sync); 7]> = rows
             .iter()
-            .map(|r| -> [&(dyn ToSql + Sync); 7] { [&r.0, &r.1, &r.2, &r.3, &r.4, &r.5, &r.6] })
+            .map(|(c, doc)| -> [&(dyn ToSql + Sync); 7] {
+                [
+                    &c.part,
+                    &c.owner_id,
+                    &c.order_no,
+                    &c.status,
+                    &c.created_ms,
+                    &c.version,
+                    doc,
+                ]
+            })
             .collect();
         // Pipelined on the one connection: one round trip for the whole batch.
         try_join_all(params.iter().map(|p| tx.execute(&upsert, p))).await?;
