@@ -19,7 +19,7 @@ use super::page::{Cursor, Page};
 use super::{fold_orders, touched_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, to_doc};
+use crate::pg::{doc_of, from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, to_doc};
 
 #[derive(Clone)]
 pub struct PgOrderDetail {
@@ -134,13 +134,12 @@ impl ProjectionModel for PgOrderDetail {
 impl OrderDetailReader for PgOrderDetail {
     async fn get(&self, order_no: &OrderNo) -> Result<Option<OrderView>, ProjectionError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT doc FROM order_detail WHERE order_no = $1",
-                &[&order_no.as_str()],
-            )
+        // Prepared once per connection: one round trip per read, no parse.
+        let statement = client
+            .prepare_cached("SELECT doc FROM order_detail WHERE order_no = $1")
             .await?;
-        row.map(|r| from_doc(ORDER_DETAIL, r.get(0))).transpose()
+        let row = client.query_opt(&statement, &[&order_no.as_str()]).await?;
+        row.map(|r| doc_of(ORDER_DETAIL, &r, 0)).transpose()
     }
 
     async fn search(
@@ -194,8 +193,8 @@ impl OrderDetailReader for PgOrderDetail {
             )
             .await?;
         let views = rows
-            .into_iter()
-            .map(|r| from_doc(ORDER_DETAIL, r.get(0)))
+            .iter()
+            .map(|r| doc_of(ORDER_DETAIL, r, 0))
             .collect::<Result<Vec<OrderView>, _>>()?;
         Ok(Page::from_rows(views, limit))
     }

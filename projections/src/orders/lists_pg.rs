@@ -5,6 +5,7 @@
 //! covers, load the touched views, fold, upsert each changed one once, move the checkpoint.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -20,18 +21,55 @@ use super::page::{Cursor, Owner, Page};
 use super::{fold_orders, touched_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, to_doc};
+use crate::pg::{doc_of, from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, to_doc};
 
 #[derive(Clone)]
 pub struct PgOrderList {
     side: ListSide,
     pool: Pool,
+    /// The list query of each shape, by [`shape`]: with or without a status filter, with or
+    /// without a cursor. Each shape is its own prepared statement, so every condition it has
+    /// is one the index can use (`status = ANY` aside) and none is a `$n OR …` a generic plan
+    /// would have to keep as a filter.
+    lists: Arc<[String; 4]>,
+}
+
+/// The index into [`PgOrderList::lists`] of a query's shape.
+fn shape(filtered: bool, paged: bool) -> usize {
+    usize::from(filtered) | usize::from(paged) << 1
 }
 
 impl PgOrderList {
     /// The pool must point at a database migrated by `orderflow_infra::migrate`.
     pub fn new(side: ListSide, pool: Pool) -> Self {
-        PgOrderList { side, pool }
+        let lists = [(false, false), (true, false), (false, true), (true, true)].map(
+            |(filtered, paged)| {
+                // Parameters: $1 part, $2 owner, $3 limit, then the statuses, then the cursor.
+                let mut next = 4;
+                let mut sql = format!(
+                    "SELECT doc FROM {} WHERE part = $1 AND owner_id = $2",
+                    side.name()
+                );
+                if filtered {
+                    sql.push_str(&format!(" AND status = ANY(${next}::text[])"));
+                    next += 1;
+                }
+                if paged {
+                    sql.push_str(&format!(
+                        " AND (created_ms, order_no) < (${}, ${})",
+                        next,
+                        next + 1
+                    ));
+                }
+                sql.push_str(" ORDER BY created_ms DESC, order_no DESC LIMIT $3");
+                sql
+            },
+        );
+        PgOrderList {
+            side,
+            pool,
+            lists: Arc::new(lists),
+        }
     }
 
     fn table(&self) -> &'static str {
@@ -136,41 +174,25 @@ impl OrderListReader for PgOrderList {
             return Ok(Page::default());
         }
         let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        let (has_after, after_ms, after_no) = match after {
-            Some(c) => (
-                true,
-                c.created_at.as_millis(),
-                c.order_no.as_str().to_owned(),
-            ),
-            None => (false, 0, String::new()),
-        };
-        let query = format!(
-            "SELECT doc FROM {}
-             WHERE part = $1 AND owner_id = $2
-               AND (cardinality($3::text[]) = 0 OR status = ANY($3))
-               AND (NOT $4 OR (created_ms, order_no) < ($5, $6))
-             ORDER BY created_ms DESC, order_no DESC
-             LIMIT $7",
-            self.table()
-        );
+        let cursor = after.map(|c| (c.created_at.as_millis(), c.order_no.as_str()));
+        let (part, owner_id, limit_rows) = (owner.partition(), owner.id(), (limit + 1) as i64);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&part, &owner_id, &limit_rows];
+        if !statuses.is_empty() {
+            params.push(&statuses);
+        }
+        if let Some((ms, no)) = &cursor {
+            params.push(ms);
+            params.push(no);
+        }
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                &query,
-                &[
-                    &owner.partition(),
-                    &owner.id(),
-                    &statuses,
-                    &has_after,
-                    &after_ms,
-                    &after_no,
-                    &((limit + 1) as i64),
-                ],
-            )
+        // Prepared once per connection and shape: one round trip per page, no parse.
+        let statement = client
+            .prepare_cached(&self.lists[shape(!statuses.is_empty(), cursor.is_some())])
             .await?;
+        let rows = client.query(&statement, &params).await?;
         let views = rows
-            .into_iter()
-            .map(|r| from_doc(self.name(), r.get(0)))
+            .iter()
+            .map(|r| doc_of(self.name(), r, 0))
             .collect::<Result<Vec<OrderView>, _>>()?;
         Ok(Page::from_rows(views, limit))
     }
