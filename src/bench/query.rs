@@ -195,6 +195,8 @@ async fn serve_and_load(
         .map(|p| p.applied().clone())
         .collect();
     let deadline = Instant::now() + plan.duration;
+    // Marks the start of the load on stderr (for attaching a profiler to this part only).
+    eprintln!("load: {} s", plan.duration.as_secs());
     let (load, lag) = tokio::join!(
         load::run(addr, &auth, dataset, plan),
         lag::run(Arc::new(store.clone()), applied, dataset, deadline)

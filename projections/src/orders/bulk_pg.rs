@@ -18,11 +18,12 @@
 
 use std::collections::HashMap;
 
+use bytes::{BufMut, BytesMut};
 use futures::pin_mut;
 use orderflow_domain::Shard;
 use orderflow_infra::store::{Position, RecordedEvent};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{Json, ToSql, Type};
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::Transaction;
 
 use super::columns::{DetailColumns, ListColumns};
@@ -92,11 +93,50 @@ pub fn fold_new_orders(events: &[RecordedEvent]) -> Result<Vec<OrderView>, Proje
         .collect()
 }
 
-/// Inserts `views` (orders not in `table` yet) with one binary COPY inside `tx`.
+/// A view and its JSON document, serialized once for the three tables' COPYs (the same
+/// serde form the upserts store; JSONB normalises both to the same value).
+pub struct LoadRow {
+    pub view: OrderView,
+    doc: Vec<u8>,
+}
+
+impl LoadRow {
+    pub fn new(view: OrderView) -> Result<Self, ProjectionError> {
+        let doc = serde_json::to_vec(&view).map_err(|e| ProjectionError::Corrupt {
+            view: ORDER_DETAIL,
+            reason: e.to_string(),
+        })?;
+        Ok(LoadRow { view, doc })
+    }
+}
+
+/// A serialized JSON document sent as `jsonb` (binary format: version 1, then the text).
+#[derive(Debug)]
+struct JsonbText<'a>(&'a [u8]);
+
+impl ToSql for JsonbText<'_> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_u8(1);
+        out.extend_from_slice(self.0);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB
+    }
+
+    to_sql_checked!();
+}
+
+/// Inserts `rows` (orders not in `table` yet) with one binary COPY inside `tx`.
 pub async fn copy_views(
     tx: &Transaction<'_>,
     table: OrderTable,
-    views: &[OrderView],
+    views: &[LoadRow],
 ) -> Result<u64, ProjectionError> {
     match table {
         OrderTable::Detail => copy_detail(tx, views).await,
@@ -104,7 +144,7 @@ pub async fn copy_views(
     }
 }
 
-async fn copy_detail(tx: &Transaction<'_>, views: &[OrderView]) -> Result<u64, ProjectionError> {
+async fn copy_detail(tx: &Transaction<'_>, views: &[LoadRow]) -> Result<u64, ProjectionError> {
     // COPY cannot compute `search`; a temporary table takes the text and the INSERT below
     // computes the tsvector as the upsert does. Dropped at commit.
     tx.batch_execute(
@@ -135,9 +175,9 @@ async fn copy_detail(tx: &Transaction<'_>, views: &[OrderView]) -> Result<u64, P
         ],
     );
     pin_mut!(writer);
-    for view in views {
-        let c = DetailColumns::of(view);
-        let doc = Json(view);
+    for row in views {
+        let c = DetailColumns::of(&row.view);
+        let doc = JsonbText(&row.doc);
         let row: [&(dyn ToSql + Sync); 9] = [
             &c.order_no,
             &c.buyer_id,
@@ -169,7 +209,7 @@ async fn copy_detail(tx: &Transaction<'_>, views: &[OrderView]) -> Result<u64, P
 async fn copy_list(
     tx: &Transaction<'_>,
     side: ListSide,
-    views: &[OrderView],
+    views: &[LoadRow],
 ) -> Result<u64, ProjectionError> {
     // The table name is the side's constant, never input. COPY into the partitioned parent
     // routes each row to its `part`.
@@ -192,9 +232,9 @@ async fn copy_list(
         ],
     );
     pin_mut!(writer);
-    for view in views {
-        let c = ListColumns::of(side, view);
-        let doc = Json(view);
+    for row in views {
+        let c = ListColumns::of(side, &row.view);
+        let doc = JsonbText(&row.doc);
         let row: [&(dyn ToSql + Sync); 7] = [
             &c.part,
             &c.owner_id,

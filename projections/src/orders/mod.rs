@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use orderflow_domain::OrderNo;
 use orderflow_infra::store::{Position, RecordedEvent};
 
-pub use bulk_pg::{advance_checkpoints, copy_views, fold_new_orders, OrderTable};
+pub use bulk_pg::{advance_checkpoints, copy_views, fold_new_orders, LoadRow, OrderTable};
 pub use detail::{MemoryOrderDetail, OrderDetailReader, ORDER_DETAIL};
 pub use detail_pg::PgOrderDetail;
 pub use lists::{ListSide, MemoryOrderList, OrderListReader, BUYER_ORDER, SELLER_ORDER};

@@ -23,7 +23,7 @@ use orderflow_domain::{
 };
 use orderflow_infra::store::{CommandId, CorrelationId, EventMetadata, Position, RecordedEvent};
 use orderflow_projections::orders::{
-    advance_checkpoints, copy_views, fold_new_orders, OrderTable, OrderView,
+    advance_checkpoints, copy_views, fold_new_orders, LoadRow, OrderTable,
 };
 use tokio::sync::mpsc;
 
@@ -35,6 +35,8 @@ pub const MERCHANTS: i64 = 1_000;
 /// Orders per COPY (and per transaction): big enough to amortise a transaction, small
 /// enough that three tables' chunks in flight stay a few tens of MB.
 const CHUNK_ORDERS: usize = 10_000;
+/// Threads generating and folding events.
+const PRODUCERS: usize = 2;
 
 /// The data set of a run: which buyer and merchant own order `i`.
 #[derive(Debug, Clone, Copy)]
@@ -182,24 +184,40 @@ pub async fn seed(dataset: Dataset, pool: &Pool) -> anyhow::Result<u64> {
     let mut writers = Vec::new();
     for table in OrderTable::ALL {
         // Two chunks in flight per table: the producer folds the next while the writers copy.
-        let (tx, rx) = mpsc::channel::<Arc<Vec<OrderView>>>(2);
+        let (tx, rx) = mpsc::channel::<Arc<Vec<LoadRow>>>(2);
         sinks.push(tx);
         let pool = pool.clone();
         writers.push(tokio::spawn(copy_chunks(pool, table, rx)));
     }
-    let producer = tokio::task::spawn_blocking(move || produce(dataset, sinks));
-    let (events, last) = match producer.await? {
-        Ok(done) => done,
-        Err(e) => {
-            // A writer that failed closed its channel; its error says more than the send's.
-            for w in writers {
-                w.await??;
+    // Folding and serializing cost about as much CPU as PostgreSQL's side of the COPY: two
+    // producers (even and odd shards) keep both cores busy.
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let sinks = sinks.clone();
+            let shards: Vec<Shard> = Shard::all()
+                .filter(|s| usize::from(s.index()) % PRODUCERS == p)
+                .collect();
+            tokio::task::spawn_blocking(move || produce(dataset, &shards, sinks))
+        })
+        .collect();
+    drop(sinks);
+    let (mut events, mut last) = (0, HashMap::new());
+    let mut failed = None;
+    for producer in producers {
+        match producer.await? {
+            Ok((n, positions)) => {
+                events += n;
+                last.extend(positions);
             }
-            return Err(e);
+            Err(e) => failed = Some(e),
         }
-    };
+    }
+    // A writer that failed closed its channel; its error says more than a producer's.
     for w in writers {
         w.await??;
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -214,18 +232,23 @@ pub async fn seed(dataset: Dataset, pool: &Pool) -> anyhow::Result<u64> {
 /// writer. Returns the events folded and each shard's last position.
 fn produce(
     dataset: Dataset,
-    sinks: Vec<mpsc::Sender<Arc<Vec<OrderView>>>>,
+    shards: &[Shard],
+    sinks: Vec<mpsc::Sender<Arc<Vec<LoadRow>>>>,
 ) -> anyhow::Result<(u64, HashMap<Shard, Position>)> {
     let mut events = 0;
     let mut last = HashMap::new();
-    for shard in Shard::all() {
+    for &shard in shards {
         let mut shard_events = dataset.shard_events(shard);
         loop {
             let batch = shard_events.next_batch(CHUNK_ORDERS);
             let Some(end) = batch.last() else { break };
             last.insert(shard, end.position);
             events += batch.len() as u64;
-            let views = Arc::new(fold_new_orders(&batch)?);
+            let views = fold_new_orders(&batch)?
+                .into_iter()
+                .map(LoadRow::new)
+                .collect::<Result<Vec<_>, _>>()?;
+            let views = Arc::new(views);
             for sink in &sinks {
                 sink.blocking_send(views.clone())
                     .map_err(|_| anyhow::anyhow!("a seed writer stopped"))?;
@@ -238,7 +261,7 @@ fn produce(
 async fn copy_chunks(
     pool: Pool,
     table: OrderTable,
-    mut chunks: mpsc::Receiver<Arc<Vec<OrderView>>>,
+    mut chunks: mpsc::Receiver<Arc<Vec<LoadRow>>>,
 ) -> anyhow::Result<()> {
     let mut client = pool.get().await?;
     while let Some(views) = chunks.recv().await {
