@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use futures::future::try_join_all;
 use orderflow_domain::order::OrderStatus;
-use orderflow_domain::Shard;
+use orderflow_domain::{Shard, SHARD_COUNT};
 use orderflow_infra::store::{Position, RecordedEvent};
 use tokio_postgres::types::ToSql;
 
@@ -27,27 +27,35 @@ use crate::pg::{doc_of, from_doc, load_checkpoints, lock_checkpoint, save_checkp
 pub struct PgOrderList {
     side: ListSide,
     pool: Pool,
-    /// The list query of each shape, by [`shape`]: with or without a status filter, with or
-    /// without a cursor. Each shape is its own prepared statement, so every condition it has
-    /// is one the index can use (`status = ANY` aside) and none is a `$n OR …` a generic plan
-    /// would have to keep as a filter.
-    lists: Arc<[String; 4]>,
+    /// The list query of each partition and shape, by [`statement`]: a query reads its
+    /// owner's partition table (`buyer_order_07`) by name, not the parent, and each shape
+    /// (status filter or not, cursor or not) is its own prepared statement, so every
+    /// condition it has is one the index can use (`status = ANY` aside).
+    ///
+    /// Why by name: a cached generic plan on the partitioned parent locks all 32 partitions
+    /// and their indexes on every execution (PostgreSQL 15), and a custom plan re-plans the
+    /// pruning every call. Measured with pgbench on 1,000,000 orders, a buyer's first page
+    /// from 4 connections on the loaded 2-core machine: parent, generic plan 2,071/s; parent,
+    /// custom plans 2,897/s; the partition by name, generic plan 4,420/s.
+    lists: Arc<Vec<String>>,
 }
 
-/// The index into [`PgOrderList::lists`] of a query's shape.
-fn shape(filtered: bool, paged: bool) -> usize {
-    usize::from(filtered) | usize::from(paged) << 1
+/// The index into [`PgOrderList::lists`] of a partition's query of a shape.
+fn statement(part: i16, filtered: bool, paged: bool) -> usize {
+    usize::try_from(part).unwrap_or(0) * 4 + (usize::from(filtered) | usize::from(paged) << 1)
 }
 
 impl PgOrderList {
     /// The pool must point at a database migrated by `orderflow_infra::migrate`.
     pub fn new(side: ListSide, pool: Pool) -> Self {
-        let lists = [(false, false), (true, false), (false, true), (true, true)].map(
-            |(filtered, paged)| {
-                // Parameters: $1 part, $2 owner, $3 limit, then the statuses, then the cursor.
-                let mut next = 4;
+        let mut lists = Vec::with_capacity(usize::from(SHARD_COUNT) * 4);
+        for part in 0..SHARD_COUNT {
+            for (filtered, paged) in [(false, false), (true, false), (false, true), (true, true)] {
+                // Parameters: $1 owner, $2 limit, then the statuses, then the cursor. The
+                // table is migration 0004's partition name: constants, never input.
+                let mut next = 3;
                 let mut sql = format!(
-                    "SELECT doc FROM {} WHERE part = $1 AND owner_id = $2",
+                    "SELECT doc FROM {}_{part:02} WHERE owner_id = $1",
                     side.name()
                 );
                 if filtered {
@@ -61,10 +69,11 @@ impl PgOrderList {
                         next + 1
                     ));
                 }
-                sql.push_str(" ORDER BY created_ms DESC, order_no DESC LIMIT $3");
-                sql
-            },
-        );
+                sql.push_str(" ORDER BY created_ms DESC, order_no DESC LIMIT $2");
+                debug_assert_eq!(lists.len(), statement(part as i16, filtered, paged));
+                lists.push(sql);
+            }
+        }
         PgOrderList {
             side,
             pool,
@@ -175,8 +184,8 @@ impl OrderListReader for PgOrderList {
         }
         let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
         let cursor = after.map(|c| (c.created_at.as_millis(), c.order_no.as_str()));
-        let (part, owner_id, limit_rows) = (owner.partition(), owner.id(), (limit + 1) as i64);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&part, &owner_id, &limit_rows];
+        let (owner_id, limit_rows) = (owner.id(), (limit + 1) as i64);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&owner_id, &limit_rows];
         if !statuses.is_empty() {
             params.push(&statuses);
         }
@@ -187,7 +196,9 @@ impl OrderListReader for PgOrderList {
         let client = self.pool.get().await?;
         // Prepared once per connection and shape: one round trip per page, no parse.
         let statement = client
-            .prepare_cached(&self.lists[shape(!statuses.is_empty(), cursor.is_some())])
+            .prepare_cached(
+                &self.lists[statement(owner.partition(), !statuses.is_empty(), cursor.is_some())],
+            )
             .await?;
         let rows = client.query(&statement, &params).await?;
         let views = rows
