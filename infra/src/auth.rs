@@ -115,7 +115,18 @@ impl JwtAuth {
 
     /// Checks an `authorization` header value (`Bearer <jwt>`) at `now`.
     pub fn verify_at(&self, header_value: &str, now: Timestamp) -> Result<Caller, AuthError> {
-        let token = bearer_token(header_value)?;
+        self.verify_token_at(bearer_token(header_value)?, now)
+            .map(|(caller, _)| caller)
+    }
+
+    /// Checks a bare token (the `<jwt>` of `Bearer <jwt>`, see [`bearer_token`]) at `now`;
+    /// returns the caller and the first instant at which the token no longer verifies (its
+    /// `exp` plus [`LEEWAY`]), so a cache of verified tokens can keep the answer until then.
+    pub fn verify_token_at(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<(Caller, Timestamp), AuthError> {
         // Refuse any algorithm but HS256 by name before the library looks at the token:
         // `none` is not even an algorithm it can parse, and RS256 with our secret as a
         // "public key" is the classic confusion attack.
@@ -136,14 +147,16 @@ impl JwtAuth {
             })?;
         let RawClaims { sub, role, exp } = data.claims;
         let exp = exp.ok_or(AuthError::MissingExpiry)?;
-        if now >= expiry(exp).plus(LEEWAY) {
+        let expires = expiry(exp).plus(LEEWAY);
+        if now >= expires {
             return Err(AuthError::Expired);
         }
         let role: Role = role
             .ok_or(AuthError::MissingRole)?
             .parse()
             .map_err(|_| AuthError::UnknownRole)?;
-        Caller::new(role, sub.ok_or(AuthError::MissingSubject)?)
+        let caller = Caller::new(role, sub.ok_or(AuthError::MissingSubject)?)?;
+        Ok((caller, expires))
     }
 
     /// A token for `role` and `sub` valid for `ttl` from now: for tests, the demo and
@@ -180,7 +193,7 @@ impl JwtAuth {
 }
 
 /// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 7235).
-fn bearer_token(header_value: &str) -> Result<&str, AuthError> {
+pub fn bearer_token(header_value: &str) -> Result<&str, AuthError> {
     let (scheme, token) = header_value
         .trim()
         .split_once(' ')

@@ -7,12 +7,55 @@
 
 use std::collections::HashMap;
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use orderflow_domain::Shard;
 use orderflow_infra::store::{Position, RecordedEvent};
 use tokio_postgres::types::ToSql;
 
 use crate::error::ProjectionError;
+
+/// A pool for the read models' queries, apart from the projectors' (and the event store's):
+/// a burst of queries then waits for its own connections, never behind a projector's batch,
+/// and the projectors never wait behind queries.
+///
+/// Unlike the event store's pool it leaves `plan_cache_mode` at PostgreSQL's default, so the
+/// readers' prepared statements (`prepare_cached`, one parse per connection) settle on a
+/// generic plan after five executions instead of planning every call: their plans are index
+/// lookups by key whatever the table size, and an ANALYZE of a grown table invalidates a
+/// cached plan anyway.
+pub fn query_pool(url: &str, size: usize) -> Result<Pool, ProjectionError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| ProjectionError::Unavailable(format!("read-model database url: {e}")))?;
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            // No test query when a connection is taken: a broken one fails its query and is
+            // dropped.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .build()
+        .map_err(|e| ProjectionError::Unavailable(format!("read-model pool: {e}")))
+}
+
+/// A stored JSON document read straight into a view (one parse, no `serde_json::Value` in
+/// between): column `index` of `row`.
+pub fn doc_of<T: serde::de::DeserializeOwned>(
+    view: &'static str,
+    row: &tokio_postgres::Row,
+    index: usize,
+) -> Result<T, ProjectionError> {
+    row.try_get::<_, tokio_postgres::types::Json<T>>(index)
+        .map(|doc| doc.0)
+        .map_err(|e| ProjectionError::Corrupt {
+            view,
+            reason: e.to_string(),
+        })
+}
 
 /// The checkpoint name of a projection.
 pub fn checkpoint_name(projection: &str) -> String {

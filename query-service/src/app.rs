@@ -47,6 +47,8 @@ pub struct ReadAppBuilder {
     config: QueryConfig,
     projector: ProjectorConfig,
     backend: Backend,
+    /// The readers' pool, when apart from the projectors' (`query_pool`).
+    queries: Option<Pool>,
 }
 
 impl ReadAppBuilder {
@@ -57,8 +59,17 @@ impl ReadAppBuilder {
     }
 
     /// PostgreSQL read models in `pool`'s database (migrated: `orderflow_infra::migrate`).
+    /// Projectors and queries share `pool` unless [`ReadAppBuilder::query_pool`] is given.
     pub fn postgres(mut self, pool: Pool) -> Self {
         self.backend = Backend::Postgres(pool);
+        self
+    }
+
+    /// The queries' own pool (same database as [`ReadAppBuilder::postgres`]'s), so readers
+    /// never wait behind a projector's batch for a connection, nor projectors behind a burst
+    /// of queries: `orderflow_projections::pg::query_pool`, sized by `query_pool_size`.
+    pub fn query_pool(mut self, pool: Pool) -> Self {
+        self.queries = Some(pool);
         self
     }
 
@@ -175,13 +186,20 @@ impl ReadAppBuilder {
                 )
             }
             Backend::Postgres(pool) => {
-                let stock = Arc::new(PgStockLedger::new(pool.clone()));
-                let merchants = Arc::new(PgMerchantCatalog::new(pool.clone()));
-                let riders = Arc::new(PgRiderGeo::new(pool.clone()));
+                let queries = self.queries.as_ref().unwrap_or(pool);
                 (
-                    (stock.clone(), stock),
-                    (merchants.clone(), merchants),
-                    (riders.clone(), riders),
+                    (
+                        Arc::new(PgStockLedger::new(pool.clone())),
+                        Arc::new(PgStockLedger::new(queries.clone())),
+                    ),
+                    (
+                        Arc::new(PgMerchantCatalog::new(pool.clone())),
+                        Arc::new(PgMerchantCatalog::new(queries.clone())),
+                    ),
+                    (
+                        Arc::new(PgRiderGeo::new(pool.clone())),
+                        Arc::new(PgRiderGeo::new(queries.clone())),
+                    ),
                 )
             }
         }
@@ -195,8 +213,11 @@ impl ReadAppBuilder {
                 (stats.clone(), stats)
             }
             Backend::Postgres(pool) => {
-                let stats = Arc::new(PgMerchantHourly::new(pool.clone()));
-                (stats.clone(), stats)
+                let queries = self.queries.as_ref().unwrap_or(pool);
+                (
+                    Arc::new(PgMerchantHourly::new(pool.clone())),
+                    Arc::new(PgMerchantHourly::new(queries.clone())),
+                )
             }
         }
     }
@@ -221,13 +242,22 @@ impl ReadAppBuilder {
                 )
             }
             Backend::Postgres(pool) => {
-                let detail = Arc::new(PgOrderDetail::new(pool.clone()));
-                let buyers = Arc::new(PgOrderList::new(ListSide::Buyer, pool.clone()));
-                let sellers = Arc::new(PgOrderList::new(ListSide::Seller, pool.clone()));
+                // The same adapter twice: writing on the projectors' pool, reading on the
+                // queries'.
+                let queries = self.queries.as_ref().unwrap_or(pool);
                 (
-                    (detail.clone(), detail),
-                    (buyers.clone(), buyers),
-                    (sellers.clone(), sellers),
+                    (
+                        Arc::new(PgOrderDetail::new(pool.clone())),
+                        Arc::new(PgOrderDetail::new(queries.clone())),
+                    ),
+                    (
+                        Arc::new(PgOrderList::new(ListSide::Buyer, pool.clone())),
+                        Arc::new(PgOrderList::new(ListSide::Buyer, queries.clone())),
+                    ),
+                    (
+                        Arc::new(PgOrderList::new(ListSide::Seller, pool.clone())),
+                        Arc::new(PgOrderList::new(ListSide::Seller, queries.clone())),
+                    ),
                 )
             }
         }
@@ -264,6 +294,7 @@ impl ReadApp {
             config: QueryConfig::default(),
             projector: ProjectorConfig::default(),
             backend: Backend::Memory,
+            queries: None,
         }
     }
 

@@ -23,19 +23,22 @@ use orderflow_projections::stock::StockRow;
 use orderflow_proto::convert::SearchCenter;
 
 use crate::error::QueryError;
+use crate::tokens::TokenCache;
 
 /// The metadata key of the bearer token.
 pub const AUTHORIZATION: &str = "authorization";
 
-/// The caller of a request from its `authorization: Bearer <jwt>` metadata, at `now`.
+/// The caller of a request from its `authorization: Bearer <jwt>` metadata, at `now`: a
+/// token seen before is answered from `tokens` until it expires (see [`crate::tokens`]).
 pub fn authenticate(
     auth: &JwtAuth,
+    tokens: &TokenCache,
     metadata: &tonic::metadata::MetadataMap,
     now: Timestamp,
 ) -> Result<Caller, QueryError> {
     let value = metadata.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
     let value = value.to_str().map_err(|_| AuthError::MalformedHeader)?;
-    Ok(auth.verify_at(value, now)?)
+    Ok(tokens.verify_at(auth, value, now)?)
 }
 
 /// Who an order concerns.

@@ -33,6 +33,7 @@ impl Harness {
             // Short: one case waits for a token that never comes.
             .config(QueryConfig {
                 consistency_bound: Duration::from_millis(200),
+                ..QueryConfig::default()
             })
             .start();
         Harness { store, app, auth }

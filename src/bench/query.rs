@@ -23,8 +23,6 @@ use clap::Args;
 use orderflow_domain::Shard;
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::store::{PgEventStore, PgStoreConfig, ShardMap};
-use orderflow_projections::orders::{ListSide, PgOrderDetail, PgOrderList};
-use orderflow_projections::ProjectionModel;
 use orderflow_query_service::ReadApp;
 use serde_json::json;
 use tonic::transport::server::TcpIncoming;
@@ -55,9 +53,19 @@ pub struct QueryArgs {
     /// Seconds of each raw-query ceiling measurement.
     #[arg(long, default_value_t = 5)]
     pub ceiling_seconds: u64,
-    /// Connections of the app's pool (the store's default when absent).
+    /// Connections of the store's pool, which the projectors write on and the ceiling
+    /// measures from (the store's default, 16, when absent).
     #[arg(long)]
     pub pool_size: Option<usize>,
+    /// Connections of the queries' own pool (`serve`'s `query_pool_size`; default two per
+    /// core).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub query_pool_size: Option<u64>,
+    /// Open loop: queries per second over all clients, sent on schedule whatever the
+    /// answers, latency counted from when each call was due. Absent: closed loop (each
+    /// client calls again as soon as it is answered).
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Keep the bench database instead of dropping it.
     #[arg(long)]
     pub keep_database: bool,
@@ -91,18 +99,26 @@ async fn measure(db: &BenchDatabase, args: &QueryArgs) -> anyhow::Result<QueryBe
     let dataset = Dataset {
         orders: args.orders,
     };
+    let query_pool_size = args
+        .query_pool_size
+        .map_or_else(crate::config::default_query_pool_size, |n| n as usize);
     eprintln!(
-        "bench query: {} orders of {} buyers; {} clients over {} connections; pool {}; {} cores",
+        "bench query: {} orders of {} buyers; {} clients over {} connections, {}; store pool {}, \
+         query pool {}; {} cores",
         dataset.orders,
         dataset.buyers(),
         args.clients,
         args.clients.div_ceil(args.clients_per_connection),
+        args.rate.map_or("closed loop".to_owned(), |r| format!(
+            "open loop at {r} queries/s"
+        )),
         pool_size,
+        query_pool_size,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
     let started = Instant::now();
-    let events = seed::seed(dataset, &models(&pool)).await?;
+    let events = seed::seed(dataset, &pool).await?;
     let seeded_in = started.elapsed();
     eprintln!(
         "seeded {events} events into order_detail, buyer_order, seller_order in {:.1} s",
@@ -122,7 +138,8 @@ async fn measure(db: &BenchDatabase, args: &QueryArgs) -> anyhow::Result<QueryBe
         .batch_execute("DELETE FROM checkpoints WHERE name LIKE 'projection:%'")
         .await?;
 
-    let load = serve_and_load(&store, pool, dataset, args).await;
+    let queries = orderflow_projections::pg::query_pool(&db.url, query_pool_size)?;
+    let load = serve_and_load(&store, pool, queries, dataset, args).await;
     store.shutdown().await;
     let (load, lag) = load?;
 
@@ -145,6 +162,7 @@ async fn measure(db: &BenchDatabase, args: &QueryArgs) -> anyhow::Result<QueryBe
 async fn serve_and_load(
     store: &PgEventStore,
     pool: deadpool_postgres::Pool,
+    queries: deadpool_postgres::Pool,
     dataset: Dataset,
     args: &QueryArgs,
 ) -> anyhow::Result<(LoadResult, LagResult)> {
@@ -153,6 +171,7 @@ async fn serve_and_load(
     let auth = JwtAuth::new(&secret);
     let read = ReadApp::builder(auth.clone(), Arc::new(store.clone()))
         .postgres(pool)
+        .query_pool(queries)
         .start();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -168,6 +187,7 @@ async fn serve_and_load(
         clients: args.clients as usize,
         per_connection: args.clients_per_connection as usize,
         duration: Duration::from_secs(args.seconds),
+        rate: args.rate,
     };
     let applied = read
         .projectors()
@@ -175,6 +195,8 @@ async fn serve_and_load(
         .map(|p| p.applied().clone())
         .collect();
     let deadline = Instant::now() + plan.duration;
+    // Marks the start of the load on stderr (for attaching a profiler to this part only).
+    eprintln!("load: {} s", plan.duration.as_secs());
     let (load, lag) = tokio::join!(
         load::run(addr, &auth, dataset, plan),
         lag::run(Arc::new(store.clone()), applied, dataset, deadline)
@@ -185,14 +207,6 @@ async fn serve_and_load(
     read.shutdown().await;
     served??;
     Ok((load?, lag?))
-}
-
-fn models(pool: &deadpool_postgres::Pool) -> Vec<Arc<dyn ProjectionModel>> {
-    vec![
-        Arc::new(PgOrderDetail::new(pool.clone())),
-        Arc::new(PgOrderList::new(ListSide::Buyer, pool.clone())),
-        Arc::new(PgOrderList::new(ListSide::Seller, pool.clone())),
-    ]
 }
 
 struct QueryBench {
@@ -321,6 +335,8 @@ mod tests {
             seconds: 1,
             ceiling_seconds: 1,
             pool_size: None,
+            query_pool_size: None,
+            rate: None,
             keep_database: false,
             json: true,
         };

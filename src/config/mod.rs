@@ -92,6 +92,7 @@ pub const KEYS: &[Key] = &[
         Some("--metrics-listen"),
         Some("127.0.0.1:9464"),
     ),
+    key("query_pool_size", "ORDERFLOW_QUERY_POOL_SIZE", None, None),
     key(
         "payment_window",
         "ORDERFLOW_PAYMENT_WINDOW",
@@ -257,6 +258,9 @@ pub struct ServeConfig {
     /// `None` only when embedded: `serve` then generates one for the run.
     pub jwt_secret: Option<JwtSecret>,
     pub business: CommandConfig,
+    /// Connections of the queries' own pool to the read models' database (roles `all` and
+    /// `query`); the projectors keep theirs. Default: two per core.
+    pub query_pool_size: usize,
     /// The raw layers, kept to print each value with where it came from.
     layers: Layers,
 }
@@ -313,6 +317,9 @@ impl ServeConfig {
         let jwt_secret = layers.parse("jwt_secret", |s| {
             JwtSecret::from_str(s).map_err(|e| e.to_string())
         })?;
+        let query_pool_size = layers
+            .parse("query_pool_size", parse_pool_size)?
+            .unwrap_or_else(default_query_pool_size);
         let business = CommandConfig::from_lookup(|env| {
             KEYS.iter()
                 .find(|k| k.env == env)
@@ -360,6 +367,7 @@ impl ServeConfig {
             nats_prefix,
             jwt_secret,
             business,
+            query_pool_size,
             layers,
         })
     }
@@ -401,6 +409,7 @@ impl ServeConfig {
                 (None, false) => "(missing)".to_owned(),
             },
         );
+        values.insert("query_pool_size", self.query_pool_size.to_string());
         values.insert("payment_window", format_duration(b.payment_window));
         values.insert("reservation_ttl", format_duration(b.reservation_ttl));
         values.insert("offer_window", format_duration(b.offer_window));
@@ -449,6 +458,19 @@ fn parse_postgres_url(s: &str) -> Result<String, String> {
     } else {
         Err("must be a postgres:// or postgresql:// url".to_owned())
     }
+}
+
+fn parse_pool_size(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n @ 1..=256) => Ok(n),
+        _ => Err("must be a whole number in 1..=256".to_owned()),
+    }
+}
+
+/// Two connections per core: a query spends about as long waiting on PostgreSQL as on the
+/// CPU here, and PostgreSQL runs on the same cores.
+pub fn default_query_pool_size() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn parse_nonempty(s: &str) -> Result<String, String> {

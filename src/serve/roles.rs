@@ -40,8 +40,11 @@ pub async fn all(
     let mut read =
         ReadApp::builder(JwtAuth::new(&secret), app.store().clone()).bus(app.bus().clone());
     // The read models live beside shard 0's events, where the migrations put their tables.
-    if let Some(pg) = app.postgres() {
-        read = read.postgres(pg.pool(Shard::of_id(0)).clone());
+    // Projectors write on the store's pool; queries read on their own.
+    if let (Some(pg), Backend::Durable { shard_map, .. }) = (app.postgres(), &config.backend) {
+        read = read
+            .postgres(pg.pool(Shard::of_id(0)).clone())
+            .query_pool(read_pool(config, shard_map)?);
     }
     let read = read.start();
     let sampler = LagSampler::new(app.store().clone()).projectors(read.projectors());
@@ -123,7 +126,7 @@ pub async fn query(
     let (handler, following) = super::read::query_handler(
         JwtAuth::new(&secret),
         Arc::new(store.clone()),
-        store.pool(Shard::of_id(0)).clone(),
+        read_pool(config, shard_map)?,
         queries.clone(),
     );
     let listener = bind(config).await?;
@@ -166,6 +169,16 @@ async fn command_app(config: &ServeConfig, secret: &JwtSecret) -> anyhow::Result
     .deadlines(processes.deadlines.clone());
     app.spawn_background("consumer-lag", |token| sampler.run(token));
     Ok(app)
+}
+
+/// The queries' own pool on the read models' database (the one holding shard 0), of
+/// `query_pool_size` connections.
+fn read_pool(
+    config: &ServeConfig,
+    shard_map: &ShardMap,
+) -> anyhow::Result<deadpool_postgres::Pool> {
+    let url = &shard_map.databases()[shard_map.database_of(Shard::of_id(0))];
+    orderflow_projections::pg::query_pool(url, config.query_pool_size).context("the query pool")
 }
 
 /// The durable backend, or why `role` cannot run without it.

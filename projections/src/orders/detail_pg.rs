@@ -11,13 +11,15 @@ use deadpool_postgres::Pool;
 use orderflow_domain::{OrderNo, Shard};
 use orderflow_infra::store::{Position, RecordedEvent};
 
+use super::columns::DetailColumns;
 use super::detail::{merchant_change, merchant_name, OrderDetailReader, ORDER_DETAIL};
 use super::page::{Cursor, Page};
 use super::{fold_orders, touched_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
 use crate::pg::{
-    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
+    doc_of, from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc,
+    touches,
 };
 
 #[derive(Clone)]
@@ -75,16 +77,7 @@ impl ProjectionModel for PgOrderDetail {
         for (key, position) in changed {
             let view = &views[&key];
             let doc = to_doc(ORDER_DETAIL, view)?;
-            rows.order_no.push(key.clone());
-            rows.buyer.push(view.buyer.get());
-            rows.merchant.push(view.merchant.get());
-            rows.status.push(view.status.as_str());
-            rows.created.push(view.created_at.as_millis());
-            rows.updated.push(view.updated_at.as_millis());
-            rows.version
-                .push(i64::try_from(view.version).unwrap_or(i64::MAX));
-            rows.doc.push(doc.clone());
-            rows.search.push(view.search_text());
+            rows.push(DetailColumns::of(view), doc.clone());
             changes.push(RowChange {
                 view: ORDER_DETAIL,
                 key,
@@ -168,6 +161,18 @@ struct DetailRows {
 }
 
 impl DetailRows {
+    fn push(&mut self, columns: DetailColumns, doc: serde_json::Value) {
+        self.order_no.push(columns.order_no);
+        self.buyer.push(columns.buyer_id);
+        self.merchant.push(columns.merchant_id);
+        self.status.push(columns.status);
+        self.created.push(columns.created_ms);
+        self.updated.push(columns.updated_ms);
+        self.version.push(columns.version);
+        self.doc.push(doc);
+        self.search.push(columns.search_text);
+    }
+
     fn with_capacity(n: usize) -> Self {
         DetailRows {
             order_no: Vec::with_capacity(n),
@@ -187,13 +192,12 @@ impl DetailRows {
 impl OrderDetailReader for PgOrderDetail {
     async fn get(&self, order_no: &OrderNo) -> Result<Option<OrderView>, ProjectionError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT doc FROM order_detail WHERE order_no = $1",
-                &[&order_no.as_str()],
-            )
+        // Prepared once per connection: one round trip per read, no parse.
+        let statement = client
+            .prepare_cached("SELECT doc FROM order_detail WHERE order_no = $1")
             .await?;
-        row.map(|r| from_doc(ORDER_DETAIL, r.get(0))).transpose()
+        let row = client.query_opt(&statement, &[&order_no.as_str()]).await?;
+        row.map(|r| doc_of(ORDER_DETAIL, &r, 0)).transpose()
     }
 
     async fn search(
@@ -247,8 +251,8 @@ impl OrderDetailReader for PgOrderDetail {
             )
             .await?;
         let views = rows
-            .into_iter()
-            .map(|r| from_doc(ORDER_DETAIL, r.get(0)))
+            .iter()
+            .map(|r| doc_of(ORDER_DETAIL, r, 0))
             .collect::<Result<Vec<OrderView>, _>>()?;
         Ok(Page::from_rows(views, limit))
     }

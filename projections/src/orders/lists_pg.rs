@@ -6,32 +6,82 @@
 //! checkpoint.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use orderflow_domain::order::OrderStatus;
-use orderflow_domain::Shard;
+use orderflow_domain::{Shard, SHARD_COUNT};
 use orderflow_infra::store::{Position, RecordedEvent};
+use tokio_postgres::types::ToSql;
 
+use super::columns::ListColumns;
 use super::lists::{ListSide, OrderListReader};
 use super::page::{Cursor, Owner, Page};
 use super::{fold_orders, touched_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
 use crate::pg::{
-    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
+    doc_of, from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc,
+    touches,
 };
 
 #[derive(Clone)]
 pub struct PgOrderList {
     side: ListSide,
     pool: Pool,
+    /// The list query of each partition and shape, by [`statement`]: a query reads its
+    /// owner's partition table (`buyer_order_07`) by name, not the parent, and each shape
+    /// (status filter or not, cursor or not) is its own prepared statement, so every
+    /// condition it has is one the index can use (`status = ANY` aside).
+    ///
+    /// Why by name: a cached generic plan on the partitioned parent locks all 32 partitions
+    /// and their indexes on every execution (PostgreSQL 15), and a custom plan re-plans the
+    /// pruning every call. Measured with pgbench on 1,000,000 orders, a buyer's first page
+    /// from 4 connections on the loaded 2-core machine: parent, generic plan 2,071/s; parent,
+    /// custom plans 2,897/s; the partition by name, generic plan 4,420/s.
+    lists: Arc<Vec<String>>,
+}
+
+/// The index into [`PgOrderList::lists`] of a partition's query of a shape.
+fn statement(part: i16, filtered: bool, paged: bool) -> usize {
+    usize::try_from(part).unwrap_or(0) * 4 + (usize::from(filtered) | usize::from(paged) << 1)
 }
 
 impl PgOrderList {
     /// The pool must point at a database migrated by `orderflow_infra::migrate`.
     pub fn new(side: ListSide, pool: Pool) -> Self {
-        PgOrderList { side, pool }
+        let mut lists = Vec::with_capacity(usize::from(SHARD_COUNT) * 4);
+        for part in 0..SHARD_COUNT {
+            for (filtered, paged) in [(false, false), (true, false), (false, true), (true, true)] {
+                // Parameters: $1 owner, $2 limit, then the statuses, then the cursor. The
+                // table is migration 0004's partition name: constants, never input.
+                let mut next = 3;
+                let mut sql = format!(
+                    "SELECT doc FROM {}_{part:02} WHERE owner_id = $1",
+                    side.name()
+                );
+                if filtered {
+                    sql.push_str(&format!(" AND status = ANY(${next}::text[])"));
+                    next += 1;
+                }
+                if paged {
+                    sql.push_str(&format!(
+                        " AND (created_ms, order_no) < (${}, ${})",
+                        next,
+                        next + 1
+                    ));
+                }
+                sql.push_str(" ORDER BY created_ms DESC, order_no DESC LIMIT $2");
+                debug_assert_eq!(lists.len(), statement(part as i16, filtered, paged));
+                lists.push(sql);
+            }
+        }
+        PgOrderList {
+            side,
+            pool,
+            lists: Arc::new(lists),
+        }
     }
 
     fn table(&self) -> &'static str {
@@ -95,14 +145,14 @@ impl ProjectionModel for PgOrderList {
         let mut changes = Vec::with_capacity(n);
         for (key, position) in changed {
             let view = &views[&key];
-            let owner = self.side.owner(view);
             let doc = to_doc(name, view)?;
-            part.push(owner.partition());
-            owner_id.push(owner.id());
-            order_no.push(key.clone());
-            status.push(view.status.as_str());
-            created.push(view.created_at.as_millis());
-            version.push(i64::try_from(view.version).unwrap_or(i64::MAX));
+            let columns = ListColumns::of(self.side, view);
+            part.push(columns.part);
+            owner_id.push(columns.owner_id);
+            order_no.push(columns.order_no);
+            status.push(columns.status);
+            created.push(columns.created_ms);
+            version.push(columns.version);
             docs.push(doc.clone());
             changes.push(RowChange {
                 view: name,
@@ -155,41 +205,27 @@ impl OrderListReader for PgOrderList {
             return Ok(Page::default());
         }
         let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        let (has_after, after_ms, after_no) = match after {
-            Some(c) => (
-                true,
-                c.created_at.as_millis(),
-                c.order_no.as_str().to_owned(),
-            ),
-            None => (false, 0, String::new()),
-        };
-        let query = format!(
-            "SELECT doc FROM {}
-             WHERE part = $1 AND owner_id = $2
-               AND (cardinality($3::text[]) = 0 OR status = ANY($3))
-               AND (NOT $4 OR (created_ms, order_no) < ($5, $6))
-             ORDER BY created_ms DESC, order_no DESC
-             LIMIT $7",
-            self.table()
-        );
+        let cursor = after.map(|c| (c.created_at.as_millis(), c.order_no.as_str()));
+        let (owner_id, limit_rows) = (owner.id(), (limit + 1) as i64);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&owner_id, &limit_rows];
+        if !statuses.is_empty() {
+            params.push(&statuses);
+        }
+        if let Some((ms, no)) = &cursor {
+            params.push(ms);
+            params.push(no);
+        }
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                &query,
-                &[
-                    &owner.partition(),
-                    &owner.id(),
-                    &statuses,
-                    &has_after,
-                    &after_ms,
-                    &after_no,
-                    &((limit + 1) as i64),
-                ],
+        // Prepared once per connection and shape: one round trip per page, no parse.
+        let statement = client
+            .prepare_cached(
+                &self.lists[statement(owner.partition(), !statuses.is_empty(), cursor.is_some())],
             )
             .await?;
+        let rows = client.query(&statement, &params).await?;
         let views = rows
-            .into_iter()
-            .map(|r| from_doc(self.name(), r.get(0)))
+            .iter()
+            .map(|r| doc_of(self.name(), r, 0))
             .collect::<Result<Vec<OrderView>, _>>()?;
         Ok(Page::from_rows(views, limit))
     }

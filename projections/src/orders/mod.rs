@@ -11,8 +11,12 @@
 //! - [`page`]: newest-first paging (cursor, page token, the owner of a list);
 //! - [`detail`]: the `order_detail` read port and its memory twin; [`detail_pg`] its
 //!   PostgreSQL adapter;
-//! - [`lists`]: the `buyer_order` / `seller_order` read port and memory twin; [`lists_pg`].
+//! - [`lists`]: the `buyer_order` / `seller_order` read port and memory twin; [`lists_pg`];
+//! - [`columns`]: a row's columns beside its document, shared by the upserts and
+//!   [`bulk_pg`], the COPY loader of known histories into empty views.
 
+pub mod bulk_pg;
+mod columns;
 pub mod detail;
 pub mod detail_pg;
 pub mod lists;
@@ -25,6 +29,7 @@ use std::collections::{HashMap, HashSet};
 use orderflow_domain::OrderNo;
 use orderflow_infra::store::{Position, RecordedEvent};
 
+pub use bulk_pg::{advance_checkpoints, copy_views, fold_new_orders, LoadRow, OrderTable};
 pub use detail::{MemoryOrderDetail, OrderDetailReader, ORDER_DETAIL};
 pub use detail_pg::PgOrderDetail;
 pub use lists::{ListSide, MemoryOrderList, OrderListReader, BUYER_ORDER, SELLER_ORDER};

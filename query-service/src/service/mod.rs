@@ -36,6 +36,7 @@ use tracing::instrument;
 use crate::auth::authenticate;
 use crate::error::QueryError;
 use crate::read_models::{CatalogViews, OrderViews};
+use crate::tokens::TokenCache;
 
 /// Where "now" comes from (token expiry): the wall clock, or a test's manual clock.
 pub type Now = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -54,12 +55,15 @@ pub fn system_now() -> Now {
 pub struct QueryConfig {
     /// Longest wait for a consistency token before UNAVAILABLE.
     pub consistency_bound: Duration,
+    /// Verified bearer tokens remembered until they expire ([`TokenCache`]).
+    pub token_cache: usize,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
             consistency_bound: Duration::from_secs(5),
+            token_cache: crate::tokens::DEFAULT_CAPACITY,
         }
     }
 }
@@ -68,6 +72,8 @@ impl Default for QueryConfig {
 #[derive(Clone)]
 pub struct QueryHandler {
     pub(crate) auth: JwtAuth,
+    /// Tokens verified already, until they expire: shared by the handler's clones.
+    pub(crate) tokens: Arc<TokenCache>,
     pub(crate) now: Now,
     pub(crate) orders: OrderViews,
     /// The stock and catalog views; `None`: their RPCs answer UNIMPLEMENTED.
@@ -90,6 +96,7 @@ impl QueryHandler {
     ) -> Self {
         QueryHandler {
             auth,
+            tokens: Arc::new(TokenCache::new(config.token_cache)),
             now,
             orders,
             catalog: None,
@@ -106,7 +113,7 @@ impl QueryHandler {
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, QueryError> {
-        authenticate(&self.auth, request.metadata(), (self.now)())
+        authenticate(&self.auth, &self.tokens, request.metadata(), (self.now)())
     }
 }
 
