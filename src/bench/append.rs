@@ -17,8 +17,8 @@ use orderflow_infra::store::{
 };
 use serde_json::json;
 
+use super::ceiling;
 use super::report::{self, ScenarioResult};
-use super::{ceiling, BenchDatabase};
 
 #[derive(Debug, Args)]
 pub struct AppendArgs {
@@ -59,8 +59,8 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.seconds.max(1));
     let (store, pg, database): (Arc<dyn EventStore>, _, _) = match &args.database_url {
         Some(url) => {
-            let db = BenchDatabase::create(url).await?;
-            let pg = db.event_store(args.writers).await?;
+            let db = super::database::create(url).await?;
+            let pg = super::database::event_store(&db, args.writers).await?;
             (Arc::new(pg.clone()), Some(pg), Some(db))
         }
         None => (Arc::new(MemoryEventStore::default()), None, None),
@@ -110,7 +110,7 @@ pub async fn run(args: AppendArgs) -> anyhow::Result<()> {
 
     if let (Some(db), Some(pg)) = (&database, &pg) {
         // A quiet database for the ceiling: the store's writers and listener stop first.
-        db.shutdown_store(pg).await;
+        pg.shutdown().await;
         for writers in [1, 4, 8] {
             results.push(ceiling::batched_inserts(db, writers, duration, args.max_events).await?);
         }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::report::ScenarioResult;
-use super::BenchDatabase;
+use orderflow::scratch::ScratchDatabase;
 
 const ROWS_PER_TRANSACTION: usize = 256;
 
@@ -13,7 +13,7 @@ const ROWS_PER_TRANSACTION: usize = 256;
 const FIRST_POSITION: i64 = 1_000_000_000_000;
 
 pub async fn batched_inserts(
-    db: &BenchDatabase,
+    db: &ScratchDatabase,
     writers: usize,
     duration: Duration,
     max_rows: u64,

@@ -34,4 +34,3 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
 }
 
 mod database;
-pub use database::BenchDatabase;

@@ -31,7 +31,7 @@ use self::lag::LagResult;
 use self::load::{LoadPlan, LoadResult, RpcLoad};
 use self::seed::Dataset;
 use super::report::{self, ScenarioResult};
-use super::BenchDatabase;
+use orderflow::scratch::ScratchDatabase;
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -75,7 +75,7 @@ pub struct QueryArgs {
 }
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
-    let db = BenchDatabase::create(&args.database_url).await?;
+    let db = super::database::create(&args.database_url).await?;
     let outcome = measure(&db, &args).await;
     // Whatever happened, the database goes.
     let finished = db.finish(args.keep_database).await;
@@ -85,7 +85,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(db: &BenchDatabase, args: &QueryArgs) -> anyhow::Result<QueryBench> {
+async fn measure(db: &ScratchDatabase, args: &QueryArgs) -> anyhow::Result<QueryBench> {
     let mut config = PgStoreConfig::new(ShardMap::single(&db.url));
     if let Some(size) = args.pool_size {
         config.pool_size = size.max(config.writers_per_database + 2);
@@ -340,7 +340,7 @@ mod tests {
             keep_database: false,
             json: true,
         };
-        let db = BenchDatabase::create(&server).await.unwrap();
+        let db = crate::bench::database::create(&server).await.unwrap();
         let bench = measure(&db, &args).await;
         db.finish(false).await.unwrap();
         let bench = bench.unwrap();

@@ -190,7 +190,9 @@ impl Layers {
 fn shown(name: &str, value: &str) -> String {
     match name {
         "jwt_secret" => "(hidden)".to_owned(),
-        "database_url" | "nats_url" | "shard_map" => format!("{:?}", crate::cli::redact_map(value)),
+        "database_url" | "nats_url" | "shard_map" => {
+            format!("{:?}", orderflow::redact::redact_map(value))
+        }
         _ => format!("{value:?}"),
     }
 }

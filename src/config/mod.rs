@@ -393,10 +393,10 @@ impl ServeConfig {
                 shard_map
                     .databases()
                     .iter()
-                    .map(|u| crate::cli::redact(u))
+                    .map(|u| orderflow::redact::redact(u))
                     .collect::<Vec<_>>()
                     .join(", "),
-                crate::cli::redact(nats_url),
+                orderflow::redact::redact(nats_url),
             ),
         };
         values.insert("database_url", database);

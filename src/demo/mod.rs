@@ -64,6 +64,8 @@ pub enum DemoError {
     Setup(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("run's database or streams: {0}")]
+    Scratch(#[from] crate::scratch::ScratchError),
 }
 
 impl DemoError {

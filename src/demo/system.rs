@@ -10,7 +10,7 @@ use orderflow_command_service::processes::{self, Processes};
 use orderflow_command_service::{server, AppError, CommandApp, CommandConfig};
 use orderflow_domain::Shard;
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
-use orderflow_infra::bus::{NatsBus, NatsBusConfig, Subjects};
+use orderflow_infra::bus::Subjects;
 use orderflow_infra::store::{PgStoreConfig, ShardMap};
 use orderflow_query_service::ReadApp;
 use tokio::sync::oneshot;
@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 
 use super::clock::SimClock;
 use super::DemoError;
+use crate::scratch::{self, ScratchDatabase, ScratchStreams};
 
 /// Where the demo's events go.
 #[derive(Debug, Clone)]
@@ -40,9 +41,9 @@ pub struct System {
     pub addr: SocketAddr,
     pub auth: JwtAuth,
     /// The run's database (durable runs), dropped by [`System::finish`] unless kept.
-    pub database: Option<DemoDatabase>,
+    pub database: Option<ScratchDatabase>,
     /// The run's NATS prefix (durable runs), its streams deleted unless kept.
-    pub nats: Option<(String, Subjects)>,
+    pub nats: Option<ScratchStreams>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), AppError>>>,
 }
@@ -67,7 +68,7 @@ impl System {
                 nats_url,
                 nats_prefix,
             } => {
-                let db = DemoDatabase::create(database_url).await?;
+                let db = ScratchDatabase::create(database_url, "demo").await?;
                 let run = &uuid::Uuid::new_v4().simple().to_string()[..10];
                 let prefix = format!("{nats_prefix}-demo-{run}");
                 let subjects = Subjects::new(prefix.clone())?;
@@ -83,7 +84,14 @@ impl System {
                         return Err(e.into());
                     }
                 };
-                (app, Some(db), Some((nats_url.clone(), subjects)))
+                (
+                    app,
+                    Some(db),
+                    Some(ScratchStreams {
+                        url: nats_url.clone(),
+                        subjects,
+                    }),
+                )
             }
         };
         let processes = processes::start(&app);
@@ -163,111 +171,9 @@ impl System {
     /// Stops, then deletes the run's NATS streams and drops its database, unless `keep`.
     pub async fn finish(mut self, keep: bool) -> Result<(), DemoError> {
         self.stop().await?;
-        if let Some((url, subjects)) = self.nats.take() {
-            if keep {
-                eprintln!("kept NATS streams under prefix {}", subjects.prefix());
-            } else {
-                let bus = NatsBus::connect(&url, subjects, NatsBusConfig::default()).await?;
-                bus.delete_streams().await?;
-            }
-        }
-        let database = self.database.take();
+        let (streams, database) = (self.nats.take(), self.database.take());
         // The app's pools must be gone before the database is dropped.
         drop(self);
-        if let Some(db) = database {
-            db.finish(keep).await?;
-        }
-        Ok(())
-    }
-}
-
-/// A fresh database per durable run, on the server the user named.
-pub struct DemoDatabase {
-    admin_url: String,
-    pub name: String,
-    pub url: String,
-}
-
-impl DemoDatabase {
-    async fn create(server_url: &str) -> Result<Self, DemoError> {
-        let name = format!(
-            "orderflow_demo_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
-        connect(server_url)
-            .await?
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await?;
-        let url = with_database(server_url, &name)?;
-        Ok(DemoDatabase {
-            admin_url: server_url.to_owned(),
-            name,
-            url,
-        })
-    }
-
-    async fn finish(self, keep: bool) -> Result<(), DemoError> {
-        if keep {
-            eprintln!("kept database {} ({})", self.name, self.url);
-            return Ok(());
-        }
-        connect(&self.admin_url)
-            .await?
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await?;
-        Ok(())
-    }
-}
-
-async fn connect(url: &str) -> Result<tokio_postgres::Client, DemoError> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "demo: admin connection closed");
-        }
-    });
-    Ok(client)
-}
-
-/// `url` with its database name replaced by `name` (query string kept).
-fn with_database(url: &str, name: &str) -> Result<String, DemoError> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base
-        .find("://")
-        .ok_or_else(|| DemoError::Setup("--database-url must be a postgres:// url".into()))?;
-    let host_part = &base[scheme_end + 3..];
-    let path_start = host_part.find('/').map(|i| scheme_end + 3 + i);
-    let server = path_start.map_or(base, |i| &base[..i]);
-    Ok(match query {
-        Some(q) => format!("{server}/{name}?{q}"),
-        None => format!("{server}/{name}"),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn the_database_name_is_replaced_and_the_rest_kept() {
-        assert_eq!(
-            with_database("postgres://u:p@h:5432/test", "x").unwrap(),
-            "postgres://u:p@h:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://h:5432", "x").unwrap(),
-            "postgres://h:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://h/db?sslmode=disable", "x").unwrap(),
-            "postgres://h/x?sslmode=disable"
-        );
-        assert!(with_database("nonsense", "x").is_err());
+        Ok(scratch::finish(streams, database, keep).await?)
     }
 }

@@ -13,7 +13,7 @@ use orderflow_command_service::{processes, server, AppError, CommandApp};
 use orderflow_domain::sku::{Sku, StockLevel};
 use orderflow_domain::{Role, Shard, SkuId};
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
-use orderflow_infra::bus::{NatsBus, NatsBusConfig, Subjects};
+use orderflow_infra::bus::Subjects;
 use orderflow_infra::store::{PgEventStore, PgStoreConfig, ShardMap};
 use orderflow_proto::v1 as pb;
 use orderflow_proto::v1::command_service_client::CommandServiceClient;
@@ -22,8 +22,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use super::super::BenchDatabase;
 use super::clients::authorized;
+use orderflow::scratch::{ScratchDatabase, ScratchStreams};
 
 pub const MERCHANT: i64 = 1;
 pub const SKU: &str = "flash-latte";
@@ -47,10 +47,10 @@ pub struct Target {
     pub addr: SocketAddr,
     pub auth: JwtAuth,
     /// The bench database (Postgres runs only), dropped by [`Target::finish`].
-    pub database: Option<BenchDatabase>,
+    pub database: Option<ScratchDatabase>,
     /// The projectors (and the query handler they feed, not served here), when on.
     pub read: Option<ReadApp>,
-    nats: Option<(String, Subjects)>,
+    nats: Option<ScratchStreams>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), AppError>>>,
 }
@@ -76,7 +76,7 @@ impl Target {
         let (app, database, nats) = match (database_url, nats_url) {
             (None, None) => (builder.embedded().build().await?, None, None),
             (Some(db_url), Some(nats_url)) => {
-                let db = BenchDatabase::create(db_url).await?;
+                let db = super::super::database::create(db_url).await?;
                 let prefix = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
                 let mut store = PgStoreConfig::new(ShardMap::single(&db.url));
                 if let Some(w) = writers {
@@ -100,7 +100,14 @@ impl Target {
                         return Err(e).context("starting the command app on Postgres + NATS");
                     }
                 };
-                (app, Some(db), Some((nats_url.to_owned(), subjects)))
+                (
+                    app,
+                    Some(db),
+                    Some(ScratchStreams {
+                        url: nats_url.to_owned(),
+                        subjects,
+                    }),
+                )
             }
             _ => anyhow::bail!("give both --database-url and --nats-url, or neither (embedded)"),
         };
@@ -262,18 +269,9 @@ impl Target {
     /// Deletes the run's NATS streams and drops the bench database (unless `keep`).
     pub async fn finish(mut self, keep: bool) -> anyhow::Result<()> {
         self.stop().await?;
-        if let Some((url, subjects)) = self.nats.take() {
-            if !keep {
-                let bus = NatsBus::connect(&url, subjects, NatsBusConfig::default()).await?;
-                bus.delete_streams().await?;
-            }
-        }
+        let (streams, database) = (self.nats.take(), self.database.take());
         // The app's pools must be gone before the database is dropped.
-        let database = self.database.take();
         drop(self);
-        if let Some(db) = database {
-            db.finish(keep).await?;
-        }
-        Ok(())
+        Ok(orderflow::scratch::finish(streams, database, keep).await?)
     }
 }

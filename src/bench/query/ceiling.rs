@@ -9,9 +9,9 @@ use orderflow_domain::BuyerId;
 use orderflow_projections::orders::Owner;
 
 use super::super::report::{self, ScenarioResult};
-use super::super::BenchDatabase;
 use super::load::SplitMix;
 use super::seed::Dataset;
+use orderflow::scratch::ScratchDatabase;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Query {
@@ -20,7 +20,7 @@ pub enum Query {
 }
 
 pub async fn raw_reads(
-    db: &BenchDatabase,
+    db: &ScratchDatabase,
     query: Query,
     connections: usize,
     duration: Duration,
