@@ -67,9 +67,18 @@ pub async fn run_with(
     };
     let served = tonic::transport::Server::builder()
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), signal)
+        .serve_with_incoming_shutdown(incoming(listener), signal)
         .await;
     // Whether serving ended cleanly or not, the background tasks and the store still stop.
     app.shutdown().await;
     served.map_err(AppError::from)
+}
+
+/// The accepted connections of a gRPC listener, with Nagle's algorithm off: an answer is a few
+/// small HTTP/2 frames (headers, data, trailers), often written apart, and with Nagle on a
+/// frame written behind an unacknowledged one waits for the peer's (delayed) ACK. tonic sets
+/// `TCP_NODELAY` only on listeners it binds itself; ours are bound by the caller (port 0 in
+/// tests), so every server of the workspace takes its connections from here.
+pub fn incoming(listener: tokio::net::TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use orderflow_command_service::server;
 use orderflow_domain::Shard;
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::store::{PgEventStore, PgStoreConfig, ShardMap};
 use orderflow_query_service::ReadApp;
 use serde_json::json;
-use tonic::transport::server::TcpIncoming;
 
 use self::lag::LagResult;
 use self::load::{LoadPlan, LoadResult, RpcLoad};
@@ -179,7 +179,7 @@ async fn serve_and_load(
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(read.query_service())
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+            .serve_with_incoming_shutdown(server::incoming(listener), async move {
                 let _ = stopped.await;
             }),
     );

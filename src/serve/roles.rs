@@ -226,7 +226,7 @@ async fn serve(
     tonic::transport::Server::builder()
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            orderflow_command_service::server::incoming(listener),
             signal,
         )
         .await

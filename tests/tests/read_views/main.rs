@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
+use orderflow_command_service::server;
 use orderflow_command_service::Clock;
 use orderflow_domain::order::OrderStatus;
 use orderflow_domain::sku::ReservationState;
@@ -26,7 +27,6 @@ use orderflow_tests::v1 as pb;
 use orderflow_tests::v1::query_service_client::QueryServiceClient;
 use orderflow_tests::*;
 use tokio::sync::oneshot;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -72,7 +72,7 @@ impl ReadSide {
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(read.query_service())
-                .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+                .serve_with_incoming_shutdown(server::incoming(listener), async move {
                     let _ = stopped.await;
                 }),
         );
