@@ -9,11 +9,13 @@
 //!   publishes the row changes on `{prefix}.views.{view}.{key}`, and advances
 //!   [`applied::Applied`], the in-memory applied position of each shard that
 //!   read-your-writes and long-polls wait on;
-//! - [`pg`]: checkpoint rows and JSON documents for the PostgreSQL adapters.
+//! - [`pg`]: checkpoint rows, JSON documents, and [`pg::PgProjection`], a PostgreSQL
+//!   model's batch inside a transaction it is given.
 //!
 //! A new projection adds: a pure fold (events → rows), a read port (trait) with a memory twin
-//! and a PostgreSQL adapter implementing [`model::ProjectionModel`], a migration, and a
-//! conformance suite in [`testing`] run on both. The order views ([`orders`]) are the first;
+//! and a PostgreSQL adapter implementing [`model::ProjectionModel`] (through
+//! [`pg::PgProjection::apply_in`] and [`pg::apply_alone`]), a migration, and a conformance
+//! suite in [`testing`] run on both. The order views ([`orders`]) are the first;
 //! the stock views ([`stock`]) and the merchant catalog ([`merchants`]) follow.
 //! See `docs/read-side.md`.
 #![forbid(unsafe_code)]
@@ -36,4 +38,5 @@ pub mod testing;
 pub use applied::{Applied, Behind};
 pub use error::ProjectionError;
 pub use model::{BatchOutcome, ProjectionModel, RowChange};
+pub use pg::PgProjection;
 pub use projector::{Projector, ProjectorConfig, ProjectorStats};
