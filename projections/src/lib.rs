@@ -5,8 +5,11 @@
 //! - [`model::ProjectionModel`]: the write port of a read model — its name, its per-shard
 //!   checkpoints, and `apply(shard, events)`, which moves rows and checkpoint together
 //!   (one transaction in PostgreSQL), skipping what the checkpoint covers;
-//! - [`projector::Projector`]: follows every shard of the store for one model, in batches,
-//!   publishes the row changes on `{prefix}.views.{view}.{key}`, and advances
+//! - [`group::ProjectionGroup`]: projections that follow the log together (one model, or
+//!   several: the memory models one after another, the PostgreSQL ones in one transaction
+//!   per batch, [`pg::PgProjectionGroup`]), each with its own checkpoints;
+//! - [`projector::Projector`]: follows every shard of the store for one group, in batches,
+//!   publishes the row changes on `{prefix}.views.{view}.{key}`, and advances each member's
 //!   [`applied::Applied`], the in-memory applied position of each shard that
 //!   read-your-writes and long-polls wait on;
 //! - [`pg`]: checkpoint rows, JSON documents, and [`pg::PgProjection`], a PostgreSQL
@@ -22,6 +25,7 @@
 
 pub mod applied;
 pub mod error;
+pub mod group;
 pub mod merchants;
 pub mod model;
 pub mod orders;
@@ -37,6 +41,7 @@ pub mod testing;
 
 pub use applied::{Applied, Behind};
 pub use error::ProjectionError;
+pub use group::{ProjectionGroup, Sequential};
 pub use model::{BatchOutcome, ProjectionModel, RowChange};
-pub use pg::PgProjection;
-pub use projector::{Projector, ProjectorConfig, ProjectorStats};
+pub use pg::{PgProjection, PgProjectionGroup};
+pub use projector::{ProjectionHandle, Projector, ProjectorConfig, ProjectorStats};

@@ -1,7 +1,7 @@
 //! `orderflow replay` on PostgreSQL: after a random workload the rebuilt tables equal the
 //! live ones row for row, queries answer during the rebuild and after the swap, the live
-//! projector carries on from the swapped checkpoint, and an interrupted rebuild changes
-//! nothing live.
+//! projector (every projection in one group, as the read side runs them) carries on from the
+//! swapped checkpoint, and an interrupted rebuild changes nothing live.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use orderflow_infra::testing::TestDatabase;
 use orderflow_projections::orders::{OrderDetailReader, PgOrderDetail};
 use orderflow_projections::replay::{self, shadow_schema, Rebuildable, Replay, ReplayConfig};
 use orderflow_projections::testing::fixtures::{self, Log};
-use orderflow_projections::{Projector, ProjectorConfig};
+use orderflow_projections::{PgProjectionGroup, Projector, ProjectorConfig};
 use tokio_util::sync::CancellationToken;
 
 /// A small deterministic generator (xorshift64*): the workload is random but reproducible.
@@ -224,12 +224,13 @@ struct Live {
     database: TestDatabase,
     pool: deadpool_postgres::Pool,
     store: Arc<PgEventStore>,
-    projectors: Vec<Projector>,
+    /// Every rebuildable projection in one group, as the read side runs them.
+    projector: Projector,
     shutdown: CancellationToken,
 }
 
 impl Live {
-    /// A migrated database, its store, and a live projector per rebuildable projection.
+    /// A migrated database, its store, and the live projector of every rebuildable projection.
     async fn start() -> Live {
         let database = TestDatabase::create().await;
         let pool = database.pool(8);
@@ -246,24 +247,21 @@ impl Live {
             batch: 64,
             publish: false,
         };
-        // The projectors have a pool of their own, as in the `projections` role: during a
-        // swap their shard tasks wait holding connections, and queries must not wait for them.
+        // The projector has a pool of its own, as in the `projections` role: during a swap
+        // its shard tasks wait holding connections, and queries must not wait for them.
         let projector_pool = database.pool(8);
-        let projectors: Vec<Projector> = replay::CATALOG
+        let members = replay::CATALOG
             .iter()
-            .map(|r| {
-                let model = (r.model)(projector_pool.clone());
-                Projector::new(model, store.clone(), None, config.clone())
-            })
+            .map(|r| (r.model)(projector_pool.clone()))
             .collect();
-        for p in &projectors {
-            tokio::spawn(p.clone().run(shutdown.clone()));
-        }
+        let group = PgProjectionGroup::new(projector_pool, members);
+        let projector = Projector::group(Arc::new(group), store.clone(), None, config);
+        tokio::spawn(projector.clone().run(shutdown.clone()));
         Live {
             database,
             pool,
             store,
-            projectors,
+            projector,
             shutdown,
         }
     }
@@ -274,10 +272,10 @@ impl Live {
         append(self.store.as_ref(), rng, log).await;
     }
 
-    /// Waits until every live projector has applied every shard's head.
+    /// Waits until every live projection has applied every shard's head.
     async fn settle(&self) {
         let heads = replay::heads(self.store.as_ref()).await.expect("heads");
-        for p in &self.projectors {
+        for p in self.projector.projections() {
             for (shard, head) in &heads {
                 p.applied()
                     .wait_for(

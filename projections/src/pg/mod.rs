@@ -5,8 +5,15 @@
 //! Checkpoints live in the `checkpoints` table of migration 0002 (the relay's and the bus
 //! consumers' too), under `projection:{name}`, so `orderflow replay` and operators find every
 //! position in one place.
+//!
+//! Two ways to run a batch, one per caller:
+//! - [`apply_alone`]: one transaction for one model (its own `ProjectionModel::apply`:
+//!   rebuilds, the conformance suites, a projector of one model);
+//! - [`group::PgProjectionGroup`]: one transaction for several models (the live projector),
+//!   each locking and moving its own checkpoint row in it.
 
 mod checkpoints;
+pub mod group;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
@@ -20,6 +27,7 @@ pub use checkpoints::{
     checkpoint_name, load_checkpoints, lock_checkpoint, lock_checkpoints, save_checkpoint,
     save_checkpoints, skip_batch, touches,
 };
+pub use group::PgProjectionGroup;
 
 /// A PostgreSQL read model's work on a batch, inside a transaction its caller holds: the
 /// caller has locked the model's checkpoint row for the shard (`FOR UPDATE`), dropped the
