@@ -1,5 +1,6 @@
 //! A projection's checkpoint rows (`projection:{name}`, one per shard, in the `checkpoints`
-//! table): read at start, locked and moved inside the transaction that writes the rows.
+//! table): read at start, locked and moved inside the transaction that writes the rows
+//! ([`lock_checkpoints`]), or moved alone past a batch that writes none ([`skip_batch`]).
 //!
 //! **Lock order.** Every transaction that locks checkpoint rows takes them in ascending
 //! `(name, shard)` order, names compared bytewise (`COLLATE "C"`, Rust's `str` order): a
@@ -56,33 +57,34 @@ fn sorted_names(projections: &[&str]) -> Vec<String> {
     names
 }
 
-/// Locks the shard's checkpoint row of one projection for this transaction and returns its
-/// position: [`lock_checkpoints`] of one.
-pub async fn lock_checkpoint(
-    tx: &Transaction<'_>,
-    projection: &str,
-    shard: Shard,
-) -> Result<Position, ProjectionError> {
-    let positions = lock_checkpoints(tx, &[projection], shard).await?;
-    Ok(positions[0])
-}
-
 /// Locks the shard's checkpoint rows of `projections` for this transaction (creating those
-/// that do not exist yet), in one round trip, and returns their positions in the order of
-/// `projections`. Two projectors of one model (a zombie and its replacement, a group and a
-/// rebuild's hold) take turns here, and the second sees what the first committed, so it
-/// skips those events. The rows are locked sorted by name (the module's lock order). Also
-/// makes the transaction's commit asynchronous (why: below).
+/// that do not exist yet), returns their positions before the batch in the order of
+/// `projections`, and moves each to `to` (never back: `GREATEST`), all in one round trip.
+///
+/// Two projectors of one model (a zombie and its replacement, a group and a rebuild's hold)
+/// take turns on the row locks, and the second sees what the first committed, so it skips
+/// those events. The rows are locked sorted by name (the module's lock order).
+///
+/// The move is sent with the lock, before the batch's rows are written: the transaction
+/// commits rows and checkpoints together or neither, so where in it the rows move changes
+/// nothing, and sending it here saves a round trip and leaves the commit as the only
+/// statement after the last rows are written (`merchant_hourly`'s rows, which every shard's
+/// batches take turns on, stay locked the shortest time). A projection whose saved position
+/// is at or past `to` keeps it.
+///
+/// Also makes the transaction's commit asynchronous (why: below).
 pub async fn lock_checkpoints(
     tx: &Transaction<'_>,
     projections: &[&str],
     shard: Shard,
+    to: Position,
 ) -> Result<Vec<Position>, ProjectionError> {
     let names = sorted_names(projections);
     let shard_no = i16::from(shard.index());
+    let to = i64::try_from(to.get()).unwrap_or(i64::MAX);
     // Prepared once per connection, and all sent together (pipelined): one round trip per
     // batch instead of a parse and an execute for each.
-    let (insert, select) = futures::try_join!(
+    let (insert, select, update) = futures::try_join!(
         tx.prepare_cached(
             "INSERT INTO checkpoints (name, shard, position)
              SELECT n, $2, 0 FROM unnest($1::text[]) AS n
@@ -93,17 +95,23 @@ pub async fn lock_checkpoints(
             "SELECT name, position FROM checkpoints WHERE name = ANY($1) AND shard = $2
              ORDER BY name COLLATE \"C\" FOR UPDATE"
         ),
+        tx.prepare_cached(
+            "UPDATE checkpoints SET position = GREATEST(position, $3), updated_at = now()
+             WHERE name = ANY($1) AND shard = $2"
+        ),
     )?;
     let params: [&(dyn ToSql + Sync); 2] = [&names, &shard_no];
+    let moved: [&(dyn ToSql + Sync); 3] = [&names, &shard_no, &to];
     // The batch's commit does not wait for the WAL flush: a read model is rebuilt from the
     // log, and its rows and checkpoint are lost (or kept) together, so a commit lost to a
     // database crash only means those events are projected again. Visibility is unchanged:
     // readers see the rows as soon as the commit returns. Projectors commit a small
     // transaction per shard and batch, and the flush waits were most of their lag under load.
-    let (_, _, rows) = futures::try_join!(
+    let (_, _, rows, _) = futures::try_join!(
         tx.batch_execute("SET LOCAL synchronous_commit TO off"),
         tx.execute(&insert, &params),
-        tx.query(&select, &params)
+        tx.query(&select, &params),
+        tx.execute(&update, &moved),
     )?;
     let locked: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     projections
@@ -176,42 +184,5 @@ pub async fn skip_batch(
             rows.join(", ")
         ))
         .await?;
-    Ok(())
-}
-
-/// Moves the (locked) checkpoint of one projection to `position`.
-pub async fn save_checkpoint(
-    tx: &Transaction<'_>,
-    projection: &str,
-    shard: Shard,
-    position: Position,
-) -> Result<(), ProjectionError> {
-    save_checkpoints(tx, &[projection], shard, position).await
-}
-
-/// Moves the (locked) checkpoints of `projections` to `position`, in one statement; never
-/// back (`GREATEST`).
-pub async fn save_checkpoints(
-    tx: &Transaction<'_>,
-    projections: &[&str],
-    shard: Shard,
-    position: Position,
-) -> Result<(), ProjectionError> {
-    let position = i64::try_from(position.get()).unwrap_or(i64::MAX);
-    let update = tx
-        .prepare_cached(
-            "UPDATE checkpoints SET position = GREATEST(position, $3), updated_at = now()
-             WHERE name = ANY($1) AND shard = $2",
-        )
-        .await?;
-    tx.execute(
-        &update,
-        &[
-            &sorted_names(projections),
-            &i16::from(shard.index()),
-            &position,
-        ],
-    )
-    .await?;
     Ok(())
 }

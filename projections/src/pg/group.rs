@@ -6,12 +6,12 @@
 //! the others (after such a swap, or a member added later): the group follows each shard from
 //! the lowest of its members' checkpoints, and each member skips what its own row covers.
 //!
-//! A batch: `BEGIN`; `synchronous_commit` off, every member's row created if missing and
-//! locked `FOR UPDATE` (sorted by name), in one round trip; each member with events past its
-//! checkpoint writes its rows ([`PgProjection::apply_in`]), those that share rows across
-//! shards last; one `UPDATE` moves the checkpoints of the members that had events past
-//! theirs; `COMMIT`. Any member failing rolls the whole batch back: no member's rows or
-//! checkpoint move, and the projector retries the batch. A batch none of the members reads
+//! A batch: `BEGIN`; `synchronous_commit` off, every member's row created if missing, locked
+//! `FOR UPDATE` (sorted by name) and moved to the batch's end (never back), in one round
+//! trip; each member with events past its checkpoint writes its rows
+//! ([`PgProjection::apply_in`]), all at once (pipelined on the connection), then those that
+//! share rows across shards; `COMMIT`. Any member failing rolls the whole batch back: no
+//! member's rows or checkpoint move, and the projector retries the batch. A batch none of the members reads
 //! (no event of their streams) is one statement that moves every checkpoint
 //! ([`skip_batch`]).
 //!
@@ -27,10 +27,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
+use futures::future::try_join_all;
 use orderflow_domain::Shard;
 use orderflow_infra::store::{Position, RecordedEvent};
 
-use super::{lock_checkpoints, save_checkpoints, skip_batch, touches, PgProjection};
+use super::{lock_checkpoints, skip_batch, touches, PgProjection};
 use crate::error::ProjectionError;
 use crate::group::ProjectionGroup;
 use crate::model::{unapplied, BatchOutcome};
@@ -99,22 +100,37 @@ impl ProjectionGroup for PgProjectionGroup {
         }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let saved = lock_checkpoints(&tx, &self.names, shard).await?;
-        let mut changes = Vec::new();
-        let mut moved = Vec::with_capacity(self.members.len());
+        let saved = lock_checkpoints(&tx, &self.names, shard, last).await?;
+        // Each member with events past its own checkpoint and of its streams. A member at or
+        // past the batch's end (swapped in by a rebuild, or the group restarted from a lower
+        // member's checkpoint) has nothing to do here.
+        let mut own = Vec::with_capacity(self.members.len());
+        let mut shared = Vec::new();
         for (member, saved) in self.members.iter().zip(saved) {
-            // A member at or past the batch's end (swapped in by a rebuild, or the group
-            // restarted from a lower member's checkpoint) has nothing to do here.
             let Some((fresh, _)) = unapplied(events, saved) else {
                 continue;
             };
-            moved.push(member.name());
             if touches(fresh.iter().copied(), member.reads()) {
-                changes.extend(member.apply_in(&tx, shard, &fresh).await?);
+                let work = (member, fresh);
+                if member.shares_rows() {
+                    shared.push(work);
+                } else {
+                    own.push(work);
+                }
             }
         }
-        if !moved.is_empty() {
-            save_checkpoints(&tx, &moved, shard, last).await?;
+        // The members' statements go out together, pipelined on the transaction's
+        // connection: a batch costs about the round trips of its longest member, not their
+        // sum. The shared rows last, so they stay locked for the commit only.
+        let mut changes = Vec::new();
+        for phase in [own, shared] {
+            let applied = try_join_all(
+                phase
+                    .iter()
+                    .map(|(member, fresh)| member.apply_in(&tx, shard, fresh)),
+            )
+            .await?;
+            changes.extend(applied.into_iter().flatten());
         }
         tx.commit().await?;
         Ok(BatchOutcome { changes })

@@ -23,16 +23,14 @@ use orderflow_infra::store::RecordedEvent;
 use crate::error::ProjectionError;
 use crate::model::{unapplied, BatchOutcome, ProjectionModel, RowChange};
 
-pub use checkpoints::{
-    checkpoint_name, load_checkpoints, lock_checkpoint, lock_checkpoints, save_checkpoint,
-    save_checkpoints, skip_batch, touches,
-};
+pub use checkpoints::{checkpoint_name, load_checkpoints, lock_checkpoints, skip_batch, touches};
 pub use group::PgProjectionGroup;
 
 /// A PostgreSQL read model's work on a batch, inside a transaction its caller holds: the
 /// caller has locked the model's checkpoint row for the shard (`FOR UPDATE`), dropped the
-/// events it covers, and moves it once the model has written its rows. The model writes only
-/// its own tables, and only through `tx`.
+/// events it covers, and moves it in the same transaction. The model writes only its own
+/// tables, and only through `tx`; other members of a group may be writing theirs through the
+/// same `tx` at the same time (their statements pipelined on the one connection).
 #[async_trait]
 pub trait PgProjection: ProjectionModel {
     /// The stream categories whose events can change its rows: a batch with none of them
@@ -58,8 +56,8 @@ pub trait PgProjection: ProjectionModel {
     ) -> Result<Vec<RowChange>, ProjectionError>;
 }
 
-/// One model's batch in its own transaction: lock its checkpoint row, drop what it covers,
-/// [`PgProjection::apply_in`], move the checkpoint, commit. A batch of streams the model does
+/// One model's batch in its own transaction: lock (and move) its checkpoint row, drop what
+/// it covers, [`PgProjection::apply_in`], commit. A batch of streams the model does
 /// not read only moves the checkpoint ([`skip_batch`]). What a model's
 /// `ProjectionModel::apply` is.
 pub async fn apply_alone(
@@ -73,10 +71,13 @@ pub async fn apply_alone(
         skip_batch(pool, &[name], shard, events).await?;
         return Ok(BatchOutcome::default());
     }
+    let Some(last) = events.last().map(|e| e.position) else {
+        return Ok(BatchOutcome::default());
+    };
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let saved = lock_checkpoint(&tx, name, shard).await?;
-    let Some((fresh, last)) = unapplied(events, saved) else {
+    let saved = lock_checkpoints(&tx, &[name], shard, last).await?;
+    let Some((fresh, _)) = unapplied(events, saved[0]) else {
         return Ok(BatchOutcome::default());
     };
     let changes = if touches(fresh.iter().copied(), model.reads()) {
@@ -84,7 +85,6 @@ pub async fn apply_alone(
     } else {
         Vec::new()
     };
-    save_checkpoint(&tx, name, shard, last).await?;
     tx.commit().await?;
     Ok(BatchOutcome { changes })
 }
