@@ -11,9 +11,9 @@
 //! trip; each member with events past its checkpoint writes its rows
 //! ([`PgProjection::apply_in`]), all at once (pipelined on the connection), then those that
 //! share rows across shards; `COMMIT`. Any member failing rolls the whole batch back: no
-//! member's rows or checkpoint move, and the projector retries the batch. A batch none of the members reads
-//! (no event of their streams) is one statement that moves every checkpoint
-//! ([`skip_batch`]).
+//! member's rows or checkpoint move, and the projector retries the batch. A batch none of
+//! the members reads (no event of their streams) is one statement that moves every
+//! checkpoint ([`skip_batch`]).
 //!
 //! Why it cannot deadlock: docs/read-side.md, "Lock order". In short, checkpoint rows are
 //! always locked in ascending `(name, shard)` order; no member writes a row before every
