@@ -5,21 +5,27 @@
 //! - [`model::ProjectionModel`]: the write port of a read model — its name, its per-shard
 //!   checkpoints, and `apply(shard, events)`, which moves rows and checkpoint together
 //!   (one transaction in PostgreSQL), skipping what the checkpoint covers;
-//! - [`projector::Projector`]: follows every shard of the store for one model, in batches,
-//!   publishes the row changes on `{prefix}.views.{view}.{key}`, and advances
+//! - [`group::ProjectionGroup`]: projections that follow the log together (one model, or
+//!   several: the memory models one after another, the PostgreSQL ones in one transaction
+//!   per batch, [`pg::PgProjectionGroup`]), each with its own checkpoints;
+//! - [`projector::Projector`]: follows every shard of the store for one group, in batches,
+//!   publishes the row changes on `{prefix}.views.{view}.{key}`, and advances each member's
 //!   [`applied::Applied`], the in-memory applied position of each shard that
 //!   read-your-writes and long-polls wait on;
-//! - [`pg`]: checkpoint rows and JSON documents for the PostgreSQL adapters.
+//! - [`pg`]: checkpoint rows, JSON documents, and [`pg::PgProjection`], a PostgreSQL
+//!   model's batch inside a transaction it is given.
 //!
 //! A new projection adds: a pure fold (events → rows), a read port (trait) with a memory twin
-//! and a PostgreSQL adapter implementing [`model::ProjectionModel`], a migration, and a
-//! conformance suite in [`testing`] run on both. The order views ([`orders`]) are the first;
+//! and a PostgreSQL adapter implementing [`model::ProjectionModel`] (through
+//! [`pg::PgProjection::apply_in`] and [`pg::apply_alone`]), a migration, and a conformance
+//! suite in [`testing`] run on both. The order views ([`orders`]) are the first;
 //! the stock views ([`stock`]) and the merchant catalog ([`merchants`]) follow.
 //! See `docs/read-side.md`.
 #![forbid(unsafe_code)]
 
 pub mod applied;
 pub mod error;
+pub mod group;
 pub mod merchants;
 pub mod model;
 pub mod orders;
@@ -35,5 +41,7 @@ pub mod testing;
 
 pub use applied::{Applied, Behind};
 pub use error::ProjectionError;
+pub use group::{ProjectionGroup, Sequential};
 pub use model::{BatchOutcome, ProjectionModel, RowChange};
-pub use projector::{Projector, ProjectorConfig, ProjectorStats};
+pub use pg::{PgProjection, PgProjectionGroup};
+pub use projector::{ProjectionHandle, Projector, ProjectorConfig, ProjectorStats};

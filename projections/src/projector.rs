@@ -1,12 +1,13 @@
-//! The projector: runs one [`ProjectionModel`] over every shard of the event store.
+//! The projector: runs a [`ProjectionGroup`] (one [`ProjectionModel`], or several applied
+//! together) over every shard of the event store.
 //!
-//! Per shard, one task: load the model's checkpoint, `EventStore::subscribe(shard, checkpoint)`
+//! Per shard, one task: load the members' checkpoints, `EventStore::subscribe(shard, lowest)`
 //! (catch-up then live, gap-free, no duplicate), take whatever is ready up to `batch` events,
-//! hand it to the model (rows + checkpoint in one transaction), advance the in-memory
-//! [`Applied`] position queries wait on, and hand the row changes to the shard's publisher,
-//! which publishes them on the bus in batch order while the next batch is applied (so the
-//! bus's acknowledgements are not in the projection's lag). Why the store's subscription and
-//! not a bus consumer: `docs/read-side.md`.
+//! hand it to the group (rows + checkpoints; one transaction for a PostgreSQL group), advance
+//! each member's in-memory [`Applied`] position queries wait on, and hand the row changes to
+//! the shard's publisher, which publishes them on the bus in batch order while the next batch
+//! is applied (so the bus's acknowledgements are not in the projection's lag). Why the
+//! store's subscription and not a bus consumer: `docs/read-side.md`.
 //!
 //! A failing `apply` is retried with back-off, forever: a read model must not skip an event
 //! (that would be a hole nobody sees). A model that cannot *decode* an event logs it and
@@ -31,6 +32,7 @@ use tracing::instrument;
 
 use crate::applied::Applied;
 use crate::error::ProjectionError;
+use crate::group::{ProjectionGroup, Sequential};
 use crate::model::{ProjectionModel, RowChange};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -66,56 +68,130 @@ pub struct ProjectorStats {
     pub publish_failures: AtomicU64,
 }
 
-/// One projection, running. Cheap to clone.
+/// One projection a projector runs, as the rest of the process sees it: its name and its
+/// applied positions (read-your-writes and long-polls wait on them). Cheap to clone.
+#[derive(Clone)]
+pub struct ProjectionHandle {
+    name: &'static str,
+    applied: Applied,
+}
+
+impl ProjectionHandle {
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The applied position of every shard of this projection.
+    pub fn applied(&self) -> &Applied {
+        &self.applied
+    }
+}
+
+/// A group of projections (or one), running. Cheap to clone.
 #[derive(Clone)]
 pub struct Projector {
-    model: Arc<dyn ProjectionModel>,
+    group: Arc<dyn ProjectionGroup>,
+    /// The members' names joined (`order_detail` alone), for logs.
+    name: Arc<str>,
     store: Arc<dyn EventStore>,
     bus: Option<Arc<dyn EventBus>>,
+    /// Where every member has got to (the lowest of them at start).
     applied: Applied,
+    /// Each member's own, in the group's order.
+    members: Arc<Vec<ProjectionHandle>>,
     stats: Arc<ProjectorStats>,
     config: ProjectorConfig,
 }
 
 impl Projector {
-    /// `bus`: where row changes are published (`None`: not published).
+    /// A projector of one model. `bus`: where row changes are published (`None`: not
+    /// published).
     pub fn new(
         model: Arc<dyn ProjectionModel>,
         store: Arc<dyn EventStore>,
         bus: Option<Arc<dyn EventBus>>,
         config: ProjectorConfig,
     ) -> Self {
+        Self::group(Arc::new(Sequential::new(vec![model])), store, bus, config)
+    }
+
+    /// A projector of several projections following the log together: one task and one
+    /// subscription per shard, one `apply` per batch for all of them.
+    pub fn group(
+        group: Arc<dyn ProjectionGroup>,
+        store: Arc<dyn EventStore>,
+        bus: Option<Arc<dyn EventBus>>,
+        config: ProjectorConfig,
+    ) -> Self {
+        let names = group.names();
+        let members = names
+            .iter()
+            .map(|&name| ProjectionHandle {
+                name,
+                applied: Applied::new(),
+            })
+            .collect();
         Projector {
-            model,
+            group,
+            name: names.join("+").into(),
             store,
             bus,
             applied: Applied::new(),
+            members: Arc::new(members),
             stats: Arc::new(ProjectorStats::default()),
             config,
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.model.name()
+    /// The projection's name; a group's members' names joined by `+`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
-    /// The applied position of every shard: read-your-writes and long-polls wait on it.
+    /// The position every member has applied on each shard: for a projector of one model,
+    /// that model's. Read-your-writes on one view waits on its own
+    /// ([`Projector::projections`]), which may be ahead.
     pub fn applied(&self) -> &Applied {
         &self.applied
     }
 
+    /// Each projection this projector runs.
+    pub fn projections(&self) -> &[ProjectionHandle] {
+        &self.members
+    }
+
+    /// The projection `name`, if this projector runs it.
+    pub fn projection(&self, name: &str) -> Option<&ProjectionHandle> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// The counters of this projector (of the group as a whole).
     pub fn stats(&self) -> &Arc<ProjectorStats> {
         &self.stats
     }
 
     /// Follows every shard until `shutdown`. Fails only if the checkpoints cannot be loaded
     /// at start; later failures are retried.
-    #[instrument(skip_all, fields(projection = self.model.name()))]
+    #[instrument(skip_all, fields(projection = %self.name))]
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ProjectionError> {
-        let checkpoints = self.model.checkpoints().await?;
+        let checkpoints = self.group.checkpoints().await?;
         let mut tasks = JoinSet::new();
         for shard in Shard::all() {
-            let from = checkpoints.get(&shard).copied().unwrap_or(Position::ZERO);
+            let saved = |i: usize| {
+                checkpoints
+                    .get(i)
+                    .and_then(|c| c.get(&shard))
+                    .copied()
+                    .unwrap_or(Position::ZERO)
+            };
+            for (i, member) in self.members.iter().enumerate() {
+                member.applied.advance(shard, saved(i));
+            }
+            // The lowest member's: the others skip what they have applied.
+            let from = (0..self.members.len())
+                .map(saved)
+                .min()
+                .unwrap_or(Position::ZERO);
             self.applied.advance(shard, from);
             tasks.spawn(self.clone().follow(shard, from, shutdown.clone()));
         }
@@ -130,7 +206,7 @@ impl Projector {
 
     /// One shard: its log follower and, with a bus, its publisher. On shutdown the follower
     /// stops between batches and the publisher sends what it was handed before it returns.
-    #[instrument(skip_all, fields(projection = self.model.name(), shard = %shard))]
+    #[instrument(skip_all, fields(projection = %self.name, shard = %shard))]
     async fn follow(self, shard: Shard, last: Position, shutdown: CancellationToken) {
         let (publisher, published) = match (&self.bus, self.config.publish) {
             (Some(bus), true) => {
@@ -215,7 +291,7 @@ impl Projector {
         let last = events.last()?.position;
         let mut backoff = BACKOFF_MIN;
         let outcome = loop {
-            match self.model.apply(shard, events).await {
+            match self.group.apply(shard, events).await {
                 Ok(outcome) => break outcome,
                 Err(e) => {
                     self.stats.apply_failures.fetch_add(1, Ordering::Relaxed);
@@ -233,6 +309,9 @@ impl Projector {
             .events
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         // The rows are committed: readers may see them now, whatever the bus does.
+        for member in self.members.iter() {
+            member.applied.advance(shard, last);
+        }
         self.applied.advance(shard, last);
         if let Some(publisher) = publisher {
             if !outcome.changes.is_empty() {

@@ -1,16 +1,19 @@
-//! The read side assembled: the order, stock, merchant, rider and ops-statistics projectors and the `QueryService` handler
-//! over their read models.
+//! The read side assembled: the order, stock, merchant, rider and ops-statistics read models,
+//! their projector, and the `QueryService` handler over them.
 //!
 //! - **memory** ([`ReadAppBuilder::memory`], the embedded mode): memory read models, fed by
 //!   the same event store the command side appends to (in process);
 //! - **PostgreSQL** ([`ReadAppBuilder::postgres`]): the read-model tables of migrations 0004 and 0005
 //!   in the given database (the one holding shard 0 when they share the event store's).
 //!
-//! Either way the projectors follow the event store's shard logs (`docs/read-side.md` says
-//! why) and publish row changes on the bus when one is given. Start with
-//! [`ReadAppBuilder::start`]; stop with [`ReadApp::begin_shutdown`] when the server starts
-//! draining (long-polls answer, streams end), then [`ReadApp::shutdown`] once it has drained
-//! (projectors finish the batch in hand — it commits or rolls back whole — and return).
+//! Either way one projector runs every read model as a group (one task and subscription per
+//! shard; on PostgreSQL one transaction per shard and batch for all seven), follows the event
+//! store's shard logs (`docs/read-side.md` says why) and publishes row changes on the bus
+//! when one is given; each read model keeps its own checkpoints and applied positions. Start
+//! with [`ReadAppBuilder::start`]; stop with [`ReadApp::begin_shutdown`] when the server
+//! starts draining (long-polls answer, streams end), then [`ReadApp::shutdown`] once it has
+//! drained (the projector finishes the batch in hand — it commits or rolls back whole — and
+//! returns).
 
 use std::sync::{Arc, Mutex};
 
@@ -18,15 +21,20 @@ use deadpool_postgres::Pool;
 use orderflow_infra::auth::JwtAuth;
 use orderflow_infra::bus::EventBus;
 use orderflow_infra::store::EventStore;
-use orderflow_projections::merchants::{MemoryMerchantCatalog, MerchantReader, PgMerchantCatalog};
+use orderflow_projections::merchants::{
+    MemoryMerchantCatalog, MerchantReader, PgMerchantCatalog, MERCHANT_CATALOG,
+};
 use orderflow_projections::orders::{
     ListSide, MemoryOrderDetail, MemoryOrderList, OrderDetailReader, OrderListReader,
-    PgOrderDetail, PgOrderList,
+    PgOrderDetail, PgOrderList, BUYER_ORDER, ORDER_DETAIL, SELLER_ORDER,
 };
-use orderflow_projections::riders::{MemoryRiderGeo, PgRiderGeo, RiderReader};
+use orderflow_projections::riders::{MemoryRiderGeo, PgRiderGeo, RiderReader, RIDER_GEO};
 use orderflow_projections::stats::{MemoryMerchantHourly, PgMerchantHourly, StatsReader};
-use orderflow_projections::stock::{MemoryStockLedger, PgStockLedger, StockReader};
-use orderflow_projections::{ProjectionModel, Projector, ProjectorConfig};
+use orderflow_projections::stock::{MemoryStockLedger, PgStockLedger, StockReader, STOCK_LEDGER};
+use orderflow_projections::{
+    PgProjection, PgProjectionGroup, ProjectionGroup, ProjectionHandle, ProjectionModel, Projector,
+    ProjectorConfig, Sequential,
+};
 use orderflow_proto::v1::query_service_server::QueryServiceServer;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -95,38 +103,34 @@ impl ReadAppBuilder {
         self
     }
 
-    /// Builds the read models and starts their projectors.
+    /// Builds the read models and starts their projector: one for all of them, so one task
+    /// and one subscription per shard; on PostgreSQL one transaction per shard and batch for
+    /// the seven projections (`PgProjectionGroup`), in memory one model after another.
     pub fn start(self) -> ReadApp {
-        let (detail, buyers, sellers) = self.models();
-        let projector = |model: Arc<dyn ProjectionModel>| {
-            Projector::new(
-                model,
-                self.store.clone(),
-                self.bus.clone(),
-                self.projector.clone(),
-            )
+        let (group, readers) = self.models();
+        let projector = Projector::group(
+            group,
+            self.store.clone(),
+            self.bus.clone(),
+            self.projector.clone(),
+        );
+        // Each view waits on its own projection's applied positions.
+        let applied = |name: &str| {
+            projector
+                .projection(name)
+                .expect("every read model is a member of the group")
+                .applied()
+                .clone()
         };
-        let (stock, merchants, riders) = self.catalog_models();
-        // Ops statistics: no RPC reads them; they are served through `ReadApp::stats`.
-        let (stats_model, stats) = self.stats_model();
-        let projectors = vec![
-            projector(detail.0),
-            projector(buyers.0),
-            projector(sellers.0),
-            projector(stock.0),
-            projector(merchants.0),
-            projector(riders.0),
-            projector(stats_model),
-        ];
         let orders = OrderViews {
-            detail: View::new(detail.1, projectors[0].applied().clone()),
-            buyers: View::new(buyers.1, projectors[1].applied().clone()),
-            sellers: View::new(sellers.1, projectors[2].applied().clone()),
+            detail: View::new(readers.detail, applied(ORDER_DETAIL)),
+            buyers: View::new(readers.buyers, applied(BUYER_ORDER)),
+            sellers: View::new(readers.sellers, applied(SELLER_ORDER)),
         };
         let catalog = CatalogViews {
-            stock: View::new(stock.1, projectors[3].applied().clone()),
-            merchants: View::new(merchants.1, projectors[4].applied().clone()),
-            riders: View::new(riders.1, projectors[5].applied().clone()),
+            stock: View::new(readers.stock, applied(STOCK_LEDGER)),
+            merchants: View::new(readers.merchants, applied(MERCHANT_CATALOG)),
+            riders: View::new(readers.riders, applied(RIDER_GEO)),
         };
         let queries = CancellationToken::new();
         let handler = QueryHandler::new(
@@ -139,129 +143,100 @@ impl ReadAppBuilder {
         )
         .with_catalog(catalog);
         let background = CancellationToken::new();
-        let tasks = projectors
-            .iter()
-            .map(|p| {
-                let (p, token) = (p.clone(), background.child_token());
-                let name = p.name();
-                let task = tokio::spawn(async move {
-                    if let Err(e) = p.run(token).await {
-                        tracing::error!(projection = name, error = %e, "projector failed");
-                    }
-                });
-                (name, task)
+        let task = {
+            let (p, token) = (projector.clone(), background.child_token());
+            tokio::spawn(async move {
+                let name = p.name().to_owned();
+                if let Err(e) = p.run(token).await {
+                    tracing::error!(projection = name, error = %e, "projector failed");
+                }
             })
-            .collect();
+        };
         ReadApp {
             inner: Arc::new(Inner {
                 handler,
-                projectors,
-                stats,
+                projector,
+                stats: readers.stats,
                 queries,
                 background,
-                tasks: Mutex::new(tasks),
+                task: Mutex::new(Some(task)),
             }),
         }
     }
 
-    /// The catalog views (`stock_ledger`, `merchant_catalog`, `rider_geo`): each model and
-    /// read port.
-    #[allow(clippy::type_complexity)]
-    fn catalog_models(
-        &self,
-    ) -> (
-        (Arc<dyn ProjectionModel>, Arc<dyn StockReader>),
-        (Arc<dyn ProjectionModel>, Arc<dyn MerchantReader>),
-        (Arc<dyn ProjectionModel>, Arc<dyn RiderReader>),
-    ) {
-        match &self.backend {
-            Backend::Memory => {
-                let stock = Arc::new(MemoryStockLedger::new());
-                let merchants = Arc::new(MemoryMerchantCatalog::new());
-                let riders = Arc::new(MemoryRiderGeo::new());
-                (
-                    (stock.clone(), stock),
-                    (merchants.clone(), merchants),
-                    (riders.clone(), riders),
-                )
-            }
-            Backend::Postgres(pool) => {
-                let queries = self.queries.as_ref().unwrap_or(pool);
-                (
-                    (
-                        Arc::new(PgStockLedger::new(pool.clone())),
-                        Arc::new(PgStockLedger::new(queries.clone())),
-                    ),
-                    (
-                        Arc::new(PgMerchantCatalog::new(pool.clone())),
-                        Arc::new(PgMerchantCatalog::new(queries.clone())),
-                    ),
-                    (
-                        Arc::new(PgRiderGeo::new(pool.clone())),
-                        Arc::new(PgRiderGeo::new(queries.clone())),
-                    ),
-                )
-            }
-        }
-    }
-
-    /// The ops statistics (`merchant_hourly`): model and read port.
-    fn stats_model(&self) -> (Arc<dyn ProjectionModel>, Arc<dyn StatsReader>) {
-        match &self.backend {
-            Backend::Memory => {
-                let stats = Arc::new(MemoryMerchantHourly::new());
-                (stats.clone(), stats)
-            }
-            Backend::Postgres(pool) => {
-                let queries = self.queries.as_ref().unwrap_or(pool);
-                (
-                    Arc::new(PgMerchantHourly::new(pool.clone())),
-                    Arc::new(PgMerchantHourly::new(queries.clone())),
-                )
-            }
-        }
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn models(
-        &self,
-    ) -> (
-        (Arc<dyn ProjectionModel>, Arc<dyn OrderDetailReader>),
-        (Arc<dyn ProjectionModel>, Arc<dyn OrderListReader>),
-        (Arc<dyn ProjectionModel>, Arc<dyn OrderListReader>),
-    ) {
+    /// The read models as one projection group (the projector's side) and their read ports
+    /// (the queries' side).
+    fn models(&self) -> (Arc<dyn ProjectionGroup>, Readers) {
         match &self.backend {
             Backend::Memory => {
                 let detail = Arc::new(MemoryOrderDetail::new());
                 let buyers = Arc::new(MemoryOrderList::new(ListSide::Buyer));
                 let sellers = Arc::new(MemoryOrderList::new(ListSide::Seller));
-                (
-                    (detail.clone(), detail),
-                    (buyers.clone(), buyers),
-                    (sellers.clone(), sellers),
-                )
+                let stock = Arc::new(MemoryStockLedger::new());
+                let merchants = Arc::new(MemoryMerchantCatalog::new());
+                let riders = Arc::new(MemoryRiderGeo::new());
+                // Ops statistics: no RPC reads them; they are served through `ReadApp::stats`.
+                let stats = Arc::new(MemoryMerchantHourly::new());
+                let members: Vec<Arc<dyn ProjectionModel>> = vec![
+                    detail.clone(),
+                    buyers.clone(),
+                    sellers.clone(),
+                    stock.clone(),
+                    merchants.clone(),
+                    riders.clone(),
+                    stats.clone(),
+                ];
+                let readers = Readers {
+                    detail,
+                    buyers,
+                    sellers,
+                    stock,
+                    merchants,
+                    riders,
+                    stats,
+                };
+                (Arc::new(Sequential::new(members)), readers)
             }
             Backend::Postgres(pool) => {
-                // The same adapter twice: writing on the projectors' pool, reading on the
+                // Each adapter twice: writing on the projectors' pool, reading on the
                 // queries'.
                 let queries = self.queries.as_ref().unwrap_or(pool);
+                let members: Vec<Arc<dyn PgProjection>> = vec![
+                    Arc::new(PgOrderDetail::new(pool.clone())),
+                    Arc::new(PgOrderList::new(ListSide::Buyer, pool.clone())),
+                    Arc::new(PgOrderList::new(ListSide::Seller, pool.clone())),
+                    Arc::new(PgStockLedger::new(pool.clone())),
+                    Arc::new(PgMerchantCatalog::new(pool.clone())),
+                    Arc::new(PgRiderGeo::new(pool.clone())),
+                    Arc::new(PgMerchantHourly::new(pool.clone())),
+                ];
+                let readers = Readers {
+                    detail: Arc::new(PgOrderDetail::new(queries.clone())),
+                    buyers: Arc::new(PgOrderList::new(ListSide::Buyer, queries.clone())),
+                    sellers: Arc::new(PgOrderList::new(ListSide::Seller, queries.clone())),
+                    stock: Arc::new(PgStockLedger::new(queries.clone())),
+                    merchants: Arc::new(PgMerchantCatalog::new(queries.clone())),
+                    riders: Arc::new(PgRiderGeo::new(queries.clone())),
+                    stats: Arc::new(PgMerchantHourly::new(queries.clone())),
+                };
                 (
-                    (
-                        Arc::new(PgOrderDetail::new(pool.clone())),
-                        Arc::new(PgOrderDetail::new(queries.clone())),
-                    ),
-                    (
-                        Arc::new(PgOrderList::new(ListSide::Buyer, pool.clone())),
-                        Arc::new(PgOrderList::new(ListSide::Buyer, queries.clone())),
-                    ),
-                    (
-                        Arc::new(PgOrderList::new(ListSide::Seller, pool.clone())),
-                        Arc::new(PgOrderList::new(ListSide::Seller, queries.clone())),
-                    ),
+                    Arc::new(PgProjectionGroup::new(pool.clone(), members)),
+                    readers,
                 )
             }
         }
     }
+}
+
+/// The read ports the queries answer from, one per read model.
+struct Readers {
+    detail: Arc<dyn OrderDetailReader>,
+    buyers: Arc<dyn OrderListReader>,
+    sellers: Arc<dyn OrderListReader>,
+    stock: Arc<dyn StockReader>,
+    merchants: Arc<dyn MerchantReader>,
+    riders: Arc<dyn RiderReader>,
+    stats: Arc<dyn StatsReader>,
 }
 
 /// The read side of one process. Cheap to clone: clones share everything.
@@ -272,15 +247,17 @@ pub struct ReadApp {
 
 struct Inner {
     handler: QueryHandler,
-    projectors: Vec<Projector>,
+    /// Runs every read model (a group).
+    projector: Projector,
     /// `merchant_hourly`, read by ops tools and analytics (no RPC in the contract).
     stats: Arc<dyn StatsReader>,
     /// Cancelled when the server starts draining: long-polls and streams end.
     queries: CancellationToken,
     /// Cancelled once the server has drained: projectors stop.
     background: CancellationToken,
-    /// A std Mutex: only held to take the list, never across an await.
-    tasks: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
+    /// The projector's task, until shutdown takes it. A std Mutex: only held to take it,
+    /// never across an await.
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ReadApp {
@@ -313,13 +290,18 @@ impl ReadApp {
         &self.inner.stats
     }
 
-    /// Every running projector (names, applied positions, stats).
-    pub fn projectors(&self) -> &[Projector] {
-        &self.inner.projectors
+    /// The projector running every read model (its stats; the position all have reached).
+    pub fn projector(&self) -> &Projector {
+        &self.inner.projector
     }
 
-    pub fn projector(&self, name: &str) -> Option<&Projector> {
-        self.inner.projectors.iter().find(|p| p.name() == name)
+    /// Every read model's projection (names, applied positions).
+    pub fn projections(&self) -> &[ProjectionHandle] {
+        self.inner.projector.projections()
+    }
+
+    pub fn projection(&self, name: &str) -> Option<&ProjectionHandle> {
+        self.inner.projector.projection(name)
     }
 
     /// The server is draining: answer long-polls now and end streams.
@@ -327,15 +309,19 @@ impl ReadApp {
         self.inner.queries.cancel();
     }
 
-    /// Stops the projectors and waits for each. Idempotent.
+    /// Stops the projector and waits for it. Idempotent.
     pub async fn shutdown(&self) {
         self.begin_shutdown();
         self.inner.background.cancel();
-        let tasks =
-            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for (name, task) in tasks {
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
             if let Err(e) = task.await {
-                tracing::error!(projection = name, error = %e, "projector task panicked");
+                tracing::error!(error = %e, "projector task panicked");
             }
         }
         tracing::info!("read side stopped");

@@ -132,7 +132,7 @@ async fn stock_and_menu_read_their_writes_in_memory() {
     // (The merchant catalog is its own projection: wait for its write too.)
     let merchants = h
         .app
-        .projector("merchant_catalog")
+        .projection("merchant_catalog")
         .unwrap()
         .applied()
         .clone();
@@ -211,7 +211,7 @@ async fn offers_are_listed_and_watched_in_memory() {
     // And rider 4 lists it once the view has it, rider 5 has nothing, rider 5 may not look
     // at rider 4's offers
     h.app
-        .projector("rider_geo")
+        .projection("rider_geo")
         .unwrap()
         .applied()
         .wait_for(

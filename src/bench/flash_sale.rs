@@ -128,7 +128,7 @@ async fn measure(target: &mut Target, args: &FlashSaleArgs) -> anyhow::Result<Fl
                 None => Heads::Store(target.app.store().clone()),
             };
             let projections = read
-                .projectors()
+                .projections()
                 .iter()
                 .map(|p| (p.name(), p.applied().clone()))
                 .collect();

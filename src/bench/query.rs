@@ -190,7 +190,7 @@ async fn serve_and_load(
         rate: args.rate,
     };
     let applied = read
-        .projectors()
+        .projections()
         .iter()
         .map(|p| p.applied().clone())
         .collect();

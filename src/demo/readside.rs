@@ -66,7 +66,7 @@ async fn lag(read: &ReadApp, store: &dyn EventStore) -> Result<u64, DemoError> {
         heads.push((shard, store.head(shard).await?.get()));
     }
     Ok(read
-        .projectors()
+        .projections()
         .iter()
         .map(|p| {
             heads

@@ -15,7 +15,7 @@ use orderflow_domain::Shard;
 use orderflow_infra::bus::CheckpointStore;
 use orderflow_infra::store::{EventStore, Position};
 use orderflow_infra::telemetry;
-use orderflow_projections::{Applied, Projector};
+use orderflow_projections::{Applied, ProjectionHandle};
 use tokio_util::sync::CancellationToken;
 
 /// A durable consumer whose lag is reported.
@@ -57,9 +57,9 @@ impl LagSampler {
         self
     }
 
-    /// Every projector of a read app.
-    pub fn projectors(mut self, projectors: &[Projector]) -> Self {
-        for p in projectors {
+    /// Every projection of a read app (`ReadApp::projections`).
+    pub fn projections(mut self, projections: &[ProjectionHandle]) -> Self {
+        for p in projections {
             self.watched.push(Watched {
                 name: p.name().to_owned(),
                 progress: Progress::Applied(p.applied().clone()),

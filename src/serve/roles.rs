@@ -47,7 +47,7 @@ pub async fn all(
             .query_pool(read_pool(config, shard_map)?);
     }
     let read = read.start();
-    let sampler = LagSampler::new(app.store().clone()).projectors(read.projectors());
+    let sampler = LagSampler::new(app.store().clone()).projections(read.projections());
     app.spawn_background("projection-lag", |token| sampler.run(token));
 
     let listener = bind(config).await?;
@@ -101,7 +101,7 @@ pub async fn projections(
         .postgres(store.pool(Shard::of_id(0)).clone())
         .bus(bus)
         .start();
-    let sampler = LagSampler::new(Arc::new(store.clone())).projectors(read.projectors());
+    let sampler = LagSampler::new(Arc::new(store.clone())).projections(read.projections());
     let sampling = tokio::spawn(sampler.run(shutdown.child_token()));
 
     let listener = bind(config).await?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use futures::future::try_join_all;
 use orderflow_domain::{GeoPoint, MerchantId, Shard};
 use orderflow_infra::store::{Position, RecordedEvent};
@@ -17,9 +17,7 @@ use super::{
 };
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{
-    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
-};
+use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection};
 
 #[derive(Clone)]
 pub struct PgMerchantCatalog {
@@ -48,18 +46,23 @@ impl ProjectionModel for PgMerchantCatalog {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
-        // A batch of streams this projection does not read: only the checkpoint moves.
-        if !touches(events, &["merchant"]) {
-            skip_batch(&self.pool, MERCHANT_CATALOG, shard, events).await?;
-            return Ok(BatchOutcome::default());
-        }
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let saved = lock_checkpoint(&tx, MERCHANT_CATALOG, shard).await?;
-        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
-            return Ok(BatchOutcome::default());
-        };
-        let touched = touched_merchants(&fresh);
+        apply_alone(&self.pool, self, shard, events).await
+    }
+}
+
+#[async_trait]
+impl PgProjection for PgMerchantCatalog {
+    fn reads(&self) -> &'static [&'static str] {
+        &["merchant"]
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &Transaction<'_>,
+        shard: Shard,
+        events: &[&RecordedEvent],
+    ) -> Result<Vec<RowChange>, ProjectionError> {
+        let touched = touched_merchants(events);
         let mut rows: HashMap<i64, MerchantRow> = HashMap::with_capacity(touched.len());
         if !touched.is_empty() {
             let loaded = tx
@@ -72,7 +75,7 @@ impl ProjectionModel for PgMerchantCatalog {
                 rows.insert(row.get(0), from_doc(MERCHANT_CATALOG, row.get(1))?);
             }
         }
-        let changed = fold_merchants(&mut rows, &fresh);
+        let changed = fold_merchants(&mut rows, events);
         let upsert = tx
             .prepare_cached(
                 "INSERT INTO merchant_catalog (merchant_id, lat, lng, open, version, doc)
@@ -109,9 +112,7 @@ impl ProjectionModel for PgMerchantCatalog {
             .collect();
         // Pipelined on the one connection: one round trip for the whole batch.
         try_join_all(params.iter().map(|p| tx.execute(&upsert, p))).await?;
-        save_checkpoint(&tx, MERCHANT_CATALOG, shard, last).await?;
-        tx.commit().await?;
-        Ok(BatchOutcome { changes })
+        Ok(changes)
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use orderflow_domain::{OrderNo, Shard};
 use orderflow_infra::store::{Position, RecordedEvent};
 
@@ -17,10 +17,7 @@ use super::page::{Cursor, Page};
 use super::{fold_orders, touched_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{
-    doc_of, from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc,
-    touches,
-};
+use crate::pg::{apply_alone, doc_of, from_doc, load_checkpoints, to_doc, PgProjection};
 
 #[derive(Clone)]
 pub struct PgOrderDetail {
@@ -49,19 +46,23 @@ impl ProjectionModel for PgOrderDetail {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
-        // A batch of streams this projection does not read: only the checkpoint moves.
-        if !touches(events, &["order", "merchant"]) {
-            skip_batch(&self.pool, ORDER_DETAIL, shard, events).await?;
-            return Ok(BatchOutcome::default());
-        }
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let saved = lock_checkpoint(&tx, ORDER_DETAIL, shard).await?;
-        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
-            return Ok(BatchOutcome::default());
-        };
+        apply_alone(&self.pool, self, shard, events).await
+    }
+}
 
-        let touched = touched_orders(&fresh);
+#[async_trait]
+impl PgProjection for PgOrderDetail {
+    fn reads(&self) -> &'static [&'static str] {
+        &["order", "merchant"]
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &Transaction<'_>,
+        shard: Shard,
+        events: &[&RecordedEvent],
+    ) -> Result<Vec<RowChange>, ProjectionError> {
+        let touched = touched_orders(events);
         let mut views: HashMap<String, OrderView> = HashMap::with_capacity(touched.len());
         if !touched.is_empty() {
             let load = tx
@@ -71,7 +72,7 @@ impl ProjectionModel for PgOrderDetail {
                 views.insert(row.get(0), from_doc(ORDER_DETAIL, row.get(1))?);
             }
         }
-        let changed = fold_orders(&mut views, &fresh, ORDER_DETAIL);
+        let changed = fold_orders(&mut views, events, ORDER_DETAIL);
         let mut changes = Vec::with_capacity(changed.len());
         let mut rows = DetailRows::with_capacity(changed.len());
         for (key, position) in changed {
@@ -122,7 +123,7 @@ impl ProjectionModel for PgOrderDetail {
         // Merchant names: the last name of each merchant in the batch, in one statement (an
         // upsert may not touch one row twice); every rename is still a change.
         let mut names: Vec<(i64, String)> = Vec::new();
-        for event in &fresh {
+        for event in events {
             if let Some((merchant, name)) = merchant_name(event) {
                 changes.push(merchant_change(shard, event.position, merchant, &name));
                 match names.iter_mut().find(|(m, _)| *m == merchant.get()) {
@@ -141,9 +142,7 @@ impl ProjectionModel for PgOrderDetail {
             )
             .await?;
         }
-        save_checkpoint(&tx, ORDER_DETAIL, shard, last).await?;
-        tx.commit().await?;
-        Ok(BatchOutcome { changes })
+        Ok(changes)
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use orderflow_domain::order::OrderStatus;
 use orderflow_domain::{Shard, SHARD_COUNT};
 use orderflow_infra::store::{Position, RecordedEvent};
@@ -21,10 +21,7 @@ use super::page::{Cursor, Owner, Page};
 use super::{fold_orders, touched_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{
-    doc_of, from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc,
-    touches,
-};
+use crate::pg::{apply_alone, doc_of, from_doc, load_checkpoints, to_doc, PgProjection};
 
 #[derive(Clone)]
 pub struct PgOrderList {
@@ -105,19 +102,24 @@ impl ProjectionModel for PgOrderList {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
+        apply_alone(&self.pool, self, shard, events).await
+    }
+}
+
+#[async_trait]
+impl PgProjection for PgOrderList {
+    fn reads(&self) -> &'static [&'static str] {
+        &["order"]
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &Transaction<'_>,
+        shard: Shard,
+        events: &[&RecordedEvent],
+    ) -> Result<Vec<RowChange>, ProjectionError> {
         let name = self.name();
-        // A batch of streams this projection does not read: only the checkpoint moves.
-        if !touches(events, &["order"]) {
-            skip_batch(&self.pool, name, shard, events).await?;
-            return Ok(BatchOutcome::default());
-        }
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let saved = lock_checkpoint(&tx, name, shard).await?;
-        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
-            return Ok(BatchOutcome::default());
-        };
-        let touched = touched_orders(&fresh);
+        let touched = touched_orders(events);
         let mut views: HashMap<String, OrderView> = HashMap::with_capacity(touched.len());
         if !touched.is_empty() {
             let load = format!(
@@ -129,7 +131,7 @@ impl ProjectionModel for PgOrderList {
                 views.insert(row.get(0), from_doc(name, row.get(1))?);
             }
         }
-        let changed = fold_orders(&mut views, &fresh, name);
+        let changed = fold_orders(&mut views, events, name);
         let n = changed.len();
         let (mut part, mut owner_id, mut order_no) = (
             Vec::with_capacity(n),
@@ -182,9 +184,7 @@ impl ProjectionModel for PgOrderList {
             )
             .await?;
         }
-        save_checkpoint(&tx, name, shard, last).await?;
-        tx.commit().await?;
-        Ok(BatchOutcome { changes })
+        Ok(changes)
     }
 }
 

@@ -33,12 +33,11 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::error::ProjectionError;
 use crate::merchants::{PgMerchantCatalog, MERCHANT_CATALOG};
-use crate::model::ProjectionModel;
 use crate::orders::detail::ORDER_DETAIL_MERCHANTS;
 use crate::orders::{
     ListSide, PgOrderDetail, PgOrderList, BUYER_ORDER, ORDER_DETAIL, SELLER_ORDER,
 };
-use crate::pg::checkpoint_name;
+use crate::pg::{checkpoint_name, PgProjection};
 use crate::riders::{PgRiderGeo, RIDER_GEO, RIDER_OFFER};
 use crate::stats::{PgMerchantHourly, MERCHANT_HOURLY};
 use crate::stock::{PgStockLedger, STOCK_LEDGER, STOCK_RESERVATION};
@@ -50,8 +49,10 @@ pub struct Rebuildable {
     pub name: &'static str,
     /// The tables it owns in `public` (a partitioned table brings its partitions).
     pub tables: &'static [&'static str],
-    /// Its PostgreSQL adapter over `pool` (which may be a shadow's).
-    pub model: fn(Pool) -> Arc<dyn ProjectionModel>,
+    /// Its PostgreSQL adapter over `pool` (which may be a shadow's): a rebuild applies it
+    /// alone (`ProjectionModel::apply`), the live read side as a member of a
+    /// [`crate::pg::PgProjectionGroup`].
+    pub model: fn(Pool) -> Arc<dyn PgProjection>,
 }
 
 /// Every rebuildable projection. A new PostgreSQL projection adds its line here.
@@ -93,15 +94,15 @@ pub const CATALOG: &[Rebuildable] = &[
     },
 ];
 
-fn order_detail(pool: Pool) -> Arc<dyn ProjectionModel> {
+fn order_detail(pool: Pool) -> Arc<dyn PgProjection> {
     Arc::new(PgOrderDetail::new(pool))
 }
 
-fn buyer_order(pool: Pool) -> Arc<dyn ProjectionModel> {
+fn buyer_order(pool: Pool) -> Arc<dyn PgProjection> {
     Arc::new(PgOrderList::new(ListSide::Buyer, pool))
 }
 
-fn seller_order(pool: Pool) -> Arc<dyn ProjectionModel> {
+fn seller_order(pool: Pool) -> Arc<dyn PgProjection> {
     Arc::new(PgOrderList::new(ListSide::Seller, pool))
 }
 
@@ -150,7 +151,7 @@ impl ReplayReport {
 pub struct Replay {
     target: &'static Rebuildable,
     live: tokio_postgres::Config,
-    shadow: Arc<dyn ProjectionModel>,
+    shadow: Arc<dyn PgProjection>,
     /// GIN indexes of the shadow, built once the catch-up has filled it.
     indexes: Vec<String>,
     store: Arc<dyn EventStore>,
@@ -206,7 +207,7 @@ impl Replay {
     }
 
     /// The shadow model (for comparisons before the swap).
-    pub fn shadow(&self) -> &Arc<dyn ProjectionModel> {
+    pub fn shadow(&self) -> &Arc<dyn PgProjection> {
         &self.shadow
     }
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use futures::future::try_join_all;
 use orderflow_domain::{GeoPoint, RiderId, Shard, Timestamp};
 use orderflow_infra::store::{Position, RecordedEvent};
@@ -18,10 +18,8 @@ use super::{
 };
 use crate::error::ProjectionError;
 use crate::merchants::search_box;
-use crate::model::{BatchOutcome, ProjectionModel};
-use crate::pg::{
-    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
-};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection};
 
 #[derive(Clone)]
 pub struct PgRiderGeo {
@@ -50,18 +48,23 @@ impl ProjectionModel for PgRiderGeo {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
-        // A batch of streams this projection does not read: only the checkpoint moves.
-        if !touches(events, &["rider", "order"]) {
-            skip_batch(&self.pool, RIDER_GEO, shard, events).await?;
-            return Ok(BatchOutcome::default());
-        }
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let saved = lock_checkpoint(&tx, RIDER_GEO, shard).await?;
-        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
-            return Ok(BatchOutcome::default());
-        };
-        let (rider_ids, order_nos) = touched(&fresh);
+        apply_alone(&self.pool, self, shard, events).await
+    }
+}
+
+#[async_trait]
+impl PgProjection for PgRiderGeo {
+    fn reads(&self) -> &'static [&'static str] {
+        &["rider", "order"]
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &Transaction<'_>,
+        shard: Shard,
+        events: &[&RecordedEvent],
+    ) -> Result<Vec<RowChange>, ProjectionError> {
+        let (rider_ids, order_nos) = touched(events);
         let mut riders: HashMap<i64, RiderRow> = HashMap::new();
         let mut offers: HashMap<String, Vec<OfferRow>> = HashMap::new();
         if !rider_ids.is_empty() {
@@ -87,7 +90,7 @@ impl ProjectionModel for PgRiderGeo {
                 offers.entry(row.get(0)).or_default().push(offer);
             }
         }
-        let changes = fold_riders(&mut riders, &mut offers, &fresh);
+        let changes = fold_riders(&mut riders, &mut offers, events);
         let upsert = tx
             .prepare_cached(
                 "INSERT INTO rider_geo (rider_id, online, lat, lng, version, doc)
@@ -146,11 +149,7 @@ impl ProjectionModel for PgRiderGeo {
                 .collect();
             try_join_all(params.iter().map(|p| tx.execute(&insert, p))).await?;
         }
-        save_checkpoint(&tx, RIDER_GEO, shard, last).await?;
-        tx.commit().await?;
-        Ok(BatchOutcome {
-            changes: row_changes(shard, &riders, &offers, &changes),
-        })
+        Ok(row_changes(shard, &riders, &offers, &changes))
     }
 }
 

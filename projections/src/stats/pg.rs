@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use futures::future::try_join_all;
 use orderflow_domain::{MerchantId, Shard, Timestamp};
 use orderflow_infra::store::{Position, RecordedEvent};
@@ -17,7 +17,7 @@ use tokio_postgres::Row;
 use super::{fold_stats, touched_orders, HourlyStats, StatsReader, MERCHANT_HOURLY};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, touches};
+use crate::pg::{apply_alone, load_checkpoints, PgProjection};
 
 const COLUMNS: &str =
     "merchant_id, hour_ms, orders, gmv_minor, cancellations, late_deliveries, compensation_minor";
@@ -65,18 +65,28 @@ impl ProjectionModel for PgMerchantHourly {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
-        // A batch of streams this projection does not read: only the checkpoint moves.
-        if !touches(events, &["order"]) {
-            skip_batch(&self.pool, MERCHANT_HOURLY, shard, events).await?;
-            return Ok(BatchOutcome::default());
-        }
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let saved = lock_checkpoint(&tx, MERCHANT_HOURLY, shard).await?;
-        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
-            return Ok(BatchOutcome::default());
-        };
-        let touched = touched_orders(&fresh);
+        apply_alone(&self.pool, self, shard, events).await
+    }
+}
+
+#[async_trait]
+impl PgProjection for PgMerchantHourly {
+    fn reads(&self) -> &'static [&'static str] {
+        &["order"]
+    }
+
+    /// Every shard holding a merchant's orders writes its merchant-hour rows.
+    fn shares_rows(&self) -> bool {
+        true
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &Transaction<'_>,
+        shard: Shard,
+        events: &[&RecordedEvent],
+    ) -> Result<Vec<RowChange>, ProjectionError> {
+        let touched = touched_orders(events);
         let mut merchants: HashMap<String, MerchantId> = HashMap::with_capacity(touched.len());
         if !touched.is_empty() {
             let rows = tx
@@ -92,7 +102,7 @@ impl ProjectionModel for PgMerchantHourly {
                 }
             }
         }
-        let deltas = fold_stats(&mut merchants, &fresh);
+        let deltas = fold_stats(&mut merchants, events);
         if !deltas.new_orders.is_empty() {
             let (nos, ids): (Vec<String>, Vec<i64>) = deltas
                 .new_orders
@@ -156,9 +166,7 @@ impl ProjectionModel for PgMerchantHourly {
                 row: serde_json::to_value(after).ok(),
             });
         }
-        save_checkpoint(&tx, MERCHANT_HOURLY, shard, last).await?;
-        tx.commit().await?;
-        Ok(BatchOutcome { changes })
+        Ok(changes)
     }
 }
 

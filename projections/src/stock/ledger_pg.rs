@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use futures::future::try_join_all;
 use orderflow_domain::sku::ReservationState;
 use orderflow_domain::{MerchantId, Shard, SkuId};
@@ -18,10 +18,8 @@ use tokio_postgres::types::ToSql;
 use super::ledger::{row_changes, ReservationCursor, ReservationPage, StockReader};
 use super::{fold_stock, state_name, touched, ReservationRow, StockRow, STOCK_LEDGER};
 use crate::error::ProjectionError;
-use crate::model::{BatchOutcome, ProjectionModel};
-use crate::pg::{
-    from_doc, load_checkpoints, lock_checkpoint, save_checkpoint, skip_batch, to_doc, touches,
-};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection};
 
 #[derive(Clone)]
 pub struct PgStockLedger {
@@ -50,18 +48,23 @@ impl ProjectionModel for PgStockLedger {
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
-        // A batch of streams this projection does not read: only the checkpoint moves.
-        if !touches(events, &["sku"]) {
-            skip_batch(&self.pool, STOCK_LEDGER, shard, events).await?;
-            return Ok(BatchOutcome::default());
-        }
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let saved = lock_checkpoint(&tx, STOCK_LEDGER, shard).await?;
-        let Some((fresh, last)) = crate::model::unapplied(events, saved) else {
-            return Ok(BatchOutcome::default());
-        };
-        let (skus, pairs) = touched(&fresh);
+        apply_alone(&self.pool, self, shard, events).await
+    }
+}
+
+#[async_trait]
+impl PgProjection for PgStockLedger {
+    fn reads(&self) -> &'static [&'static str] {
+        &["sku"]
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &Transaction<'_>,
+        shard: Shard,
+        events: &[&RecordedEvent],
+    ) -> Result<Vec<RowChange>, ProjectionError> {
+        let (skus, pairs) = touched(events);
         let mut ledgers: HashMap<String, StockRow> = HashMap::with_capacity(skus.len());
         let mut reservations: HashMap<(String, String), ReservationRow> = HashMap::new();
         if !skus.is_empty() {
@@ -90,7 +93,7 @@ impl ProjectionModel for PgStockLedger {
                 );
             }
         }
-        let changes = fold_stock(&mut ledgers, &mut reservations, &fresh);
+        let changes = fold_stock(&mut ledgers, &mut reservations, events);
         let upsert_ledger = tx
             .prepare_cached(
                 "INSERT INTO stock_ledger (sku_id, merchant_id, listed, added, available,
@@ -167,11 +170,7 @@ impl ProjectionModel for PgStockLedger {
             )
             .await?;
         }
-        save_checkpoint(&tx, STOCK_LEDGER, shard, last).await?;
-        tx.commit().await?;
-        Ok(BatchOutcome {
-            changes: row_changes(shard, &ledgers, &reservations, &changes),
-        })
+        Ok(row_changes(shard, &ledgers, &reservations, &changes))
     }
 }
 

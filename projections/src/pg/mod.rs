@@ -1,0 +1,155 @@
+//! What every PostgreSQL read model shares: its checkpoint rows, read and moved inside the
+//! transaction that writes its rows, and the split of its batch into the work on its own
+//! tables ([`PgProjection::apply_in`]) and the transaction around it.
+//!
+//! Checkpoints live in the `checkpoints` table of migration 0002 (the relay's and the bus
+//! consumers' too), under `projection:{name}`, so `orderflow replay` and operators find every
+//! position in one place.
+//!
+//! Two ways to run a batch, one per caller:
+//! - [`apply_alone`]: one transaction for one model (its own `ProjectionModel::apply`:
+//!   rebuilds, the conformance suites, a projector of one model);
+//! - [`group::PgProjectionGroup`]: one transaction for several models (the live projector),
+//!   each locking and moving its own checkpoint row in it.
+
+mod checkpoints;
+pub mod group;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use orderflow_domain::Shard;
+use orderflow_infra::store::RecordedEvent;
+
+use crate::error::ProjectionError;
+use crate::model::{unapplied, BatchOutcome, ProjectionModel, RowChange};
+
+pub use checkpoints::{checkpoint_name, load_checkpoints, lock_checkpoints, skip_batch, touches};
+pub use group::PgProjectionGroup;
+
+/// A PostgreSQL read model's work on a batch, inside a transaction its caller holds: the
+/// caller has locked the model's checkpoint row for the shard (`FOR UPDATE`), dropped the
+/// events it covers, and moves it in the same transaction. The model writes only its own
+/// tables, and only through `tx`; other members of a group may be writing theirs through the
+/// same `tx` at the same time (their statements pipelined on the one connection).
+#[async_trait]
+pub trait PgProjection: ProjectionModel {
+    /// The stream categories whose events can change its rows: a batch with none of them
+    /// only moves the checkpoint.
+    fn reads(&self) -> &'static [&'static str];
+
+    /// Whether two shards' batches can write one row of it (`merchant_hourly`: a merchant's
+    /// orders live on every shard). Such a model sorts its writes by key (docs/read-side.md,
+    /// "Lock order"), and a group applies it after the others, so that the row locks other
+    /// shards wait for are held for the end of the transaction only.
+    fn shares_rows(&self) -> bool {
+        false
+    }
+
+    /// Writes the rows `events` change (all of `shard`, in position order, past its
+    /// checkpoint, at least one of a category it [`reads`](PgProjection::reads)) inside `tx`,
+    /// and returns the row changes. Undecodable events are logged and skipped.
+    async fn apply_in(
+        &self,
+        tx: &Transaction<'_>,
+        shard: Shard,
+        events: &[&RecordedEvent],
+    ) -> Result<Vec<RowChange>, ProjectionError>;
+}
+
+/// One model's batch in its own transaction: lock (and move) its checkpoint row, drop what
+/// it covers, [`PgProjection::apply_in`], commit. A batch of streams the model does
+/// not read only moves the checkpoint ([`skip_batch`]). What a model's
+/// `ProjectionModel::apply` is.
+pub async fn apply_alone(
+    pool: &Pool,
+    model: &dyn PgProjection,
+    shard: Shard,
+    events: &[RecordedEvent],
+) -> Result<BatchOutcome, ProjectionError> {
+    let name = model.name();
+    if !touches(events, model.reads()) {
+        skip_batch(pool, &[name], shard, events).await?;
+        return Ok(BatchOutcome::default());
+    }
+    let Some(last) = events.last().map(|e| e.position) else {
+        return Ok(BatchOutcome::default());
+    };
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let saved = lock_checkpoints(&tx, &[name], shard, last).await?;
+    let Some((fresh, _)) = unapplied(events, saved[0]) else {
+        return Ok(BatchOutcome::default());
+    };
+    let changes = if touches(fresh.iter().copied(), model.reads()) {
+        model.apply_in(&tx, shard, &fresh).await?
+    } else {
+        Vec::new()
+    };
+    tx.commit().await?;
+    Ok(BatchOutcome { changes })
+}
+
+/// A pool for the read models' queries, apart from the projectors' (and the event store's):
+/// a burst of queries then waits for its own connections, never behind a projector's batch,
+/// and the projectors never wait behind queries.
+///
+/// Unlike the event store's pool it leaves `plan_cache_mode` at PostgreSQL's default, so the
+/// readers' prepared statements (`prepare_cached`, one parse per connection) settle on a
+/// generic plan after five executions instead of planning every call: their plans are index
+/// lookups by key whatever the table size, and an ANALYZE of a grown table invalidates a
+/// cached plan anyway.
+pub fn query_pool(url: &str, size: usize) -> Result<Pool, ProjectionError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| ProjectionError::Unavailable(format!("read-model database url: {e}")))?;
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            // No test query when a connection is taken: a broken one fails its query and is
+            // dropped.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .build()
+        .map_err(|e| ProjectionError::Unavailable(format!("read-model pool: {e}")))
+}
+
+/// A stored JSON document read straight into a view (one parse, no `serde_json::Value` in
+/// between): column `index` of `row`.
+pub fn doc_of<T: serde::de::DeserializeOwned>(
+    view: &'static str,
+    row: &tokio_postgres::Row,
+    index: usize,
+) -> Result<T, ProjectionError> {
+    row.try_get::<_, tokio_postgres::types::Json<T>>(index)
+        .map(|doc| doc.0)
+        .map_err(|e| ProjectionError::Corrupt {
+            view,
+            reason: e.to_string(),
+        })
+}
+
+/// A stored JSON document back as a view.
+pub fn from_doc<T: serde::de::DeserializeOwned>(
+    view: &'static str,
+    doc: serde_json::Value,
+) -> Result<T, ProjectionError> {
+    serde_json::from_value(doc).map_err(|e| ProjectionError::Corrupt {
+        view,
+        reason: e.to_string(),
+    })
+}
+
+/// A view as a stored JSON document.
+pub fn to_doc<T: serde::Serialize>(
+    view: &'static str,
+    value: &T,
+) -> Result<serde_json::Value, ProjectionError> {
+    serde_json::to_value(value).map_err(|e| ProjectionError::Corrupt {
+        view,
+        reason: e.to_string(),
+    })
+}
