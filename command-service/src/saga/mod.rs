@@ -17,7 +17,9 @@
 //!
 //! **Fast**: each fetch (up to `batch` events) is handled at once: merchants loaded once per
 //! batch, every reservation of the batch sent to the SKU writers together (one append per
-//! SKU per batch), every order outcome appended with one `append_many`.
+//! SKU per batch), every order outcome appended with one `append_many`. The submit half is
+//! pipelined: a batch's outcomes are appended while the next batch is checked and reserved
+//! (`OrderedConsumer::run_pipelined`), and a batch is acknowledged once its outcomes are.
 
 mod settle;
 mod submit;
@@ -90,9 +92,20 @@ pub(crate) struct Ctx {
     pub bus: Arc<dyn EventBus>,
     pub clock: Arc<dyn Clock>,
     pub timings: CommandConfig,
-    /// Tests: die right after the reservations, before any outcome (a crash mid-saga).
     #[cfg(test)]
-    pub crash_after_reserve: bool,
+    pub hooks: TestHooks,
+}
+
+/// Tests: ways to stop the submit half between its steps.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct TestHooks {
+    /// Panic right after the reservations of the n-th batch (1 = the first), before its
+    /// outcomes: a crash mid-saga.
+    pub crash_after_reserving: Option<usize>,
+    /// Every second stage waits for a permit here before its outcomes: holds batches
+    /// between the stages.
+    pub outcomes_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Ctx {
@@ -132,7 +145,7 @@ impl Saga {
                 clock,
                 timings: config.timings.clone(),
                 #[cfg(test)]
-                crash_after_reserve: false,
+                hooks: TestHooks::default(),
             }),
             checkpoints,
             config,
@@ -141,9 +154,17 @@ impl Saga {
 
     /// Tests: the submit half panics after reserving (a crash between two steps).
     #[cfg(test)]
-    pub(crate) fn crashing_after_reserve(mut self) -> Self {
+    pub(crate) fn crashing_after_reserve(self) -> Self {
+        self.with_hooks(TestHooks {
+            crash_after_reserving: Some(1),
+            outcomes_gate: None,
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_hooks(mut self, hooks: TestHooks) -> Self {
         if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
-            ctx.crash_after_reserve = true;
+            ctx.hooks = hooks;
         }
         self
     }
@@ -168,7 +189,7 @@ impl Saga {
         let mut submit_task = tokio::spawn({
             let (handler, stop) = (submit::SubmitHandler::new(self.ctx.clone()), stop.clone());
             async move {
-                let result = submit.run_batched(handler, stop.clone()).await;
+                let result = submit.run_pipelined(handler, stop.clone()).await;
                 stop.cancel();
                 result.map(|_| ()).map_err(|source| SagaError::Consumer {
                     name: SUBMIT_CONSUMER.to_owned(),

@@ -37,7 +37,7 @@ pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusConfig};
 pub use ordered::{
     BatchEventHandler, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig,
-    ShardSelection,
+    PipelinedHandler, SecondStage, ShardSelection,
 };
 pub use relay::{Relay, RelayConfig, RelayError, RelayStats};
 pub use subjects::{

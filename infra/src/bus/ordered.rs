@@ -11,6 +11,18 @@
 //! Checkpoint before ack: acks are held until the checkpoint covering them is saved, so after
 //! a crash every event past the saved checkpoint is redelivered (at-least-once; handlers are
 //! idempotent) and none is acknowledged-but-forgotten, which would leave a permanent gap.
+//! Saves run in the background (`checkpointing.rs`), beside the next events' handling.
+//!
+//! Three ways to hand events over: one at a time ([`OrderedConsumer::run`]), a fetch at once
+//! (`batched.rs`), or a fetch at once in two stages that overlap the next fetch's
+//! (`pipelined.rs`).
+
+mod batched;
+mod checkpointing;
+mod pipelined;
+
+pub use batched::BatchEventHandler;
+pub use pipelined::{PipelinedHandler, SecondStage};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,16 +30,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use orderflow_domain::Shard;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use self::checkpointing::Checkpointing;
 use super::dead_letter::{dead_letter_message, dlq_headers};
 use super::error::ConsumerError;
 use super::route::{examine, Examined};
 use super::{
-    decode_event, validate_consumer_name, AckKind, Acker, BoxError, BusError, CheckpointStore,
-    ConsumerConfig, Delivery, DurableConsumer, EventBus,
+    decode_event, validate_consumer_name, BoxError, BusError, CheckpointStore, ConsumerConfig,
+    Delivery, DurableConsumer, EventBus,
 };
 use crate::store::{Position, RecordedEvent};
 
@@ -48,25 +60,6 @@ pub trait EventHandler: Send {
     /// Applies one event. Must be idempotent: after a crash, events past the saved
     /// checkpoint are handled again.
     async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError>;
-}
-
-/// A handler that takes the events of one fetch at once, to work on them concurrently (group
-/// them by key, send them to a backend together) instead of one round trip per event.
-///
-/// `events` are in position order per shard, each new (duplicates and gaps are already dealt
-/// with). The answer has one result per event, in the same order; a missing result counts as
-/// a failure. Failed events are handed again (alone, in order) up to `max_attempts`, then
-/// dead-lettered. So a failing event may be retried after later events of its batch were
-/// applied: a handler that needs strict order within a key fails the key's later events too.
-#[async_trait]
-pub trait BatchEventHandler: Send {
-    /// As [`EventHandler::wants`]: events it does not want are skipped undecoded.
-    fn wants(&self, category: &str, event_type: &str) -> bool {
-        let _ = (category, event_type);
-        true
-    }
-
-    async fn handle_batch(&mut self, events: &[RecordedEvent]) -> Vec<Result<(), HandlerError>>;
 }
 
 /// Which shards a consumer follows. Always whole shards: the gap check relies on seeing every
@@ -119,17 +112,13 @@ impl OrderedConsumerConfig {
 
 pub struct OrderedConsumer {
     bus: Arc<dyn EventBus>,
-    checkpoints: Arc<dyn CheckpointStore>,
     config: OrderedConsumerConfig,
     /// Shared with the fetch that runs ahead while a batch is handled (`run_batched`).
     consumer: Arc<dyn DurableConsumer>,
-    /// Last applied position per shard (in memory; saved by `flush`).
+    /// Last applied position per shard (in memory; saved by `checkpointing`).
     last: HashMap<Shard, Position>,
-    /// Shards whose position moved since the last save.
-    dirty: HashMap<Shard, Position>,
-    /// Acks held until the checkpoint covering them is saved.
-    held: Vec<Box<dyn Acker>>,
-    last_flush: Instant,
+    /// Moved positions and held acks, and their saves.
+    checkpointing: Checkpointing,
 }
 
 impl OrderedConsumer {
@@ -153,13 +142,10 @@ impl OrderedConsumer {
         let last = checkpoints.load(&config.name).await?;
         Ok(OrderedConsumer {
             bus,
-            checkpoints,
+            checkpointing: Checkpointing::new(checkpoints, config.name.clone()),
             config,
             consumer,
             last,
-            dirty: HashMap::new(),
-            held: Vec::new(),
-            last_flush: Instant::now(),
         })
     }
 
@@ -209,228 +195,20 @@ impl OrderedConsumer {
                 }
             }
             backoff = self.config.retry_backoff;
-            if self.held.len() >= self.config.checkpoint_every
-                || self.last_flush.elapsed() >= self.config.checkpoint_interval
-            {
-                if let Err(e) = self.flush().await {
-                    tracing::warn!(error = %e, "cannot save consumer checkpoint; retrying later");
-                }
-            }
+            self.maybe_flush().await;
         }
-        self.flush().await?;
+        self.checkpointing.flush_now().await?;
         Ok(handler)
     }
 
-    /// As [`OrderedConsumer::run`], handing each fetch to a [`BatchEventHandler`] at once.
-    /// Same guarantees: per-shard order into the batch, checkpoint before ack, duplicates
-    /// skipped, gaps nak'ed, failures retried then dead-lettered.
-    #[instrument(skip_all, fields(consumer = %self.config.name))]
-    pub async fn run_batched<H: BatchEventHandler>(
-        mut self,
-        mut handler: H,
-        shutdown: CancellationToken,
-    ) -> Result<H, ConsumerError> {
-        let mut backoff = self.config.retry_backoff;
-        // The next fetch, started while the handler worked on the batch before it.
-        let mut prefetched: Option<Result<Vec<Delivery>, BusError>> = None;
-        while !shutdown.is_cancelled() {
-            let started = Instant::now();
-            let fetched = match prefetched.take() {
-                Some(fetched) => fetched,
-                None => tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
-                },
-            };
-            let deliveries = match fetched {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, ?backoff, "fetch failed; retrying");
-                    self.pause(&shutdown, &mut backoff).await;
-                    continue;
-                }
-            };
-            let (fetched, fetch_took) = (deliveries.len(), started.elapsed());
-            // While the handler works (its own round trips to the store), the bus gathers and
-            // transfers the next batch. Only after a non-empty batch: an idle consumer's fetch
-            // waits `fetch_wait` anyway. The batch in hand is always finished, even on
-            // shutdown: its events may have been half-applied, and finishing them is cheaper
-            // than redoing them.
-            let processed = if fetched > 0 {
-                let consumer = self.consumer.clone();
-                let (batch, wait) = (self.config.batch, self.config.fetch_wait);
-                let prefetch = async {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => None,
-                        f = consumer.fetch(batch, wait) => Some(f),
-                    }
-                };
-                let process = async {
-                    let began = Instant::now();
-                    let processed = self.process_batch(deliveries, &mut handler).await;
-                    (processed, began.elapsed())
-                };
-                let ((processed, took), next) = tokio::join!(process, prefetch);
-                prefetched = next;
-                (processed, took)
-            } else {
-                (Ok(()), Duration::ZERO)
-            };
-            let (processed, handle_took) = processed;
-            if let Err(e) = processed {
-                tracing::warn!(error = %e, "cannot settle a message; retrying later");
-                // What was fetched ahead may now be past a gap: give it back, in order.
-                give_back(prefetched.take()).await;
-                self.pause(&shutdown, &mut backoff).await;
-                continue;
-            }
-            backoff = self.config.retry_backoff;
-            if self.held.len() >= self.config.checkpoint_every
-                || self.last_flush.elapsed() >= self.config.checkpoint_interval
-            {
-                if let Err(e) = self.flush().await {
-                    tracing::warn!(error = %e, "cannot save consumer checkpoint; retrying later");
-                }
-            }
-            if fetched > 0 {
-                // `fetch_took` is 0 for a batch fetched ahead; the rest of the loop is waiting
-                // for the next fetch, and the checkpoint.
-                tracing::debug!(fetched, ?fetch_took, ?handle_took,
-                    rest_took = ?(started.elapsed() - fetch_took - handle_took), "batch");
-            }
-        }
-        // Fetched ahead but never handed over: redeliver at once to whoever runs next.
-        give_back(prefetched.take()).await;
-        self.flush().await?;
-        Ok(handler)
-    }
-
-    /// Sorts one fetch into what to skip, nak, or hand over; hands the rest over as one
-    /// batch; then moves the positions and holds the acks.
-    async fn process_batch<H: BatchEventHandler>(
-        &mut self,
-        deliveries: Vec<Delivery>,
-        handler: &mut H,
-    ) -> Result<(), BusError> {
-        // Positions as they will be once this batch is applied, for the gap check within it.
-        let mut next_last: HashMap<Shard, Position> = HashMap::new();
-        let mut ready = Ready::default();
-        let mut redriven = Ready::default();
-        let mut skipped: Vec<Delivery> = Vec::new();
-        for delivery in deliveries {
-            if let Some(target) = delivery.message.header(dlq_headers::REDRIVE) {
-                if target != self.config.name {
-                    delivery.ack().await?;
-                    continue;
-                }
-                match decode_event(&delivery.message) {
-                    Ok(event) => redriven.push(event, delivery),
-                    Err(e) => {
-                        self.dead_letter(&delivery, &e).await?;
-                        delivery.ack().await?;
-                    }
-                }
-                continue;
-            }
-            let examined = examine(&delivery.message, |c, t| handler.wants(c, t));
-            let (shard, position) = match &examined {
-                Examined::Skip { shard, position } => (*shard, *position),
-                Examined::Event(event) => (event.shard, event.position),
-                Examined::Bad(e) => {
-                    self.dead_letter(&delivery, e).await?;
-                    delivery.ack().await?;
-                    continue;
-                }
-            };
-            let last = next_last
-                .get(&shard)
-                .copied()
-                .unwrap_or_else(|| self.last_applied(shard));
-            if position <= last {
-                let (_, acker) = delivery.into_parts();
-                self.held.push(acker);
-                continue;
-            }
-            if position > last.next() {
-                tracing::debug!(%shard, %position, %last, "event ahead of its predecessor; nak");
-                delivery.nak(Some(self.config.gap_delay)).await?;
-                continue;
-            }
-            next_last.insert(shard, position);
-            match examined {
-                Examined::Event(event) => ready.push(event, delivery),
-                Examined::Skip { .. } | Examined::Bad(_) => skipped.push(delivery),
-            }
-        }
-
-        let failed = self.handle_batch_with_retries(&ready, handler).await;
-        for (i, error) in failed {
-            let (event, delivery) = (&ready.events[i], &ready.deliveries[i]);
-            tracing::error!(shard = %event.shard, position = %event.position,
-                event_id = %event.event_id, error = %error, "handler gave up; dead-lettering");
-            self.dead_letter(delivery, error.as_ref()).await?;
-        }
-        for (shard, position) in next_last {
-            self.last.insert(shard, position);
-            self.dirty.insert(shard, position);
-        }
-        let settled = ready.deliveries.into_iter().chain(skipped);
-        self.held.extend(settled.map(|d| d.into_parts().1));
-
-        // Redriven dead letters: outside the checkpoint, acked at once.
-        let failed = self.handle_batch_with_retries(&redriven, handler).await;
-        for (i, error) in failed {
-            self.dead_letter(&redriven.deliveries[i], error.as_ref())
-                .await?;
-        }
-        for delivery in redriven.deliveries {
-            delivery.ack().await?;
-        }
-        Ok(())
-    }
-
-    /// Hands the events to the handler, then the failed ones again (in order) with back-off,
-    /// `max_attempts` times in all. Returns the indexes that still fail, with their errors.
-    async fn handle_batch_with_retries<H: BatchEventHandler>(
-        &self,
-        items: &Ready,
-        handler: &mut H,
-    ) -> Vec<(usize, HandlerError)> {
-        if items.events.is_empty() {
-            return Vec::new();
-        }
-        // The first attempt takes the whole batch as it is; only retries copy events.
-        let mut pending: Vec<usize> = (0..items.events.len()).collect();
-        let mut results = handler.handle_batch(&items.events).await;
-        let mut backoff = self.config.retry_backoff;
-        let mut attempt = 1;
-        loop {
-            let mut results_iter = results.into_iter();
-            let mut failed = Vec::new();
-            for &i in &pending {
-                match results_iter.next() {
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => failed.push((i, e)),
-                    None => failed.push((i, HandlerError::from("the handler gave no result"))),
-                }
-            }
-            if failed.is_empty() || attempt >= self.config.max_attempts {
-                return failed;
-            }
-            tracing::warn!(attempt, failed = failed.len(), error = %failed[0].1,
-                "batch handler failed on some events; retrying them");
-            for (i, _) in &failed {
-                // Keep the bus from redelivering them elsewhere while we retry.
-                let _ = items.deliveries[*i].in_progress().await;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2);
-            attempt += 1;
-            pending = failed.into_iter().map(|(i, _)| i).collect();
-            let events: Vec<RecordedEvent> =
-                pending.iter().map(|&i| items.events[i].clone()).collect();
-            results = handler.handle_batch(&events).await;
-        }
+    /// Starts a checkpoint save if `checkpoint_every` acks are held or `checkpoint_interval`
+    /// has passed (it runs beside the consumer; a failed one is retried by the next).
+    async fn maybe_flush(&mut self) {
+        let (every, interval) = (
+            self.config.checkpoint_every,
+            self.config.checkpoint_interval,
+        );
+        self.checkpointing.maybe_flush(every, interval).await;
     }
 
     async fn pause(&self, shutdown: &CancellationToken, backoff: &mut Duration) {
@@ -467,7 +245,7 @@ impl OrderedConsumer {
         let last = self.last_applied(shard);
         if position <= last {
             let (_, acker) = delivery.into_parts();
-            self.held.push(acker);
+            self.checkpointing.hold(acker);
             return Ok(());
         }
         if position > last.next() {
@@ -491,9 +269,9 @@ impl OrderedConsumer {
     /// Records a shard's new position and holds the delivery's ack for the checkpoint.
     fn advance(&mut self, shard: Shard, position: Position, delivery: Delivery) {
         self.last.insert(shard, position);
-        self.dirty.insert(shard, position);
+        self.checkpointing.moved(shard, position);
         let (_, acker) = delivery.into_parts();
-        self.held.push(acker);
+        self.checkpointing.hold(acker);
     }
 
     /// A dead letter sent back by `redrive` for this consumer: out of order by nature, and
@@ -553,47 +331,5 @@ impl OrderedConsumer {
             error,
         );
         self.bus.publish(message).await.map(|_| ())
-    }
-
-    /// Saves the moved positions, then releases the acks they cover.
-    async fn flush(&mut self) -> Result<(), ConsumerError> {
-        if !self.dirty.is_empty() {
-            let positions: Vec<_> = self.dirty.iter().map(|(s, p)| (*s, *p)).collect();
-            self.checkpoints.save(&self.config.name, &positions).await?;
-            self.dirty.clear();
-        }
-        for acker in self.held.drain(..) {
-            if let Err(e) = acker.settle(AckKind::Ack).await {
-                // A lost ack means one redelivery, which the position check skips.
-                tracing::debug!(error = %e, "ack failed");
-            }
-        }
-        self.last_flush = Instant::now();
-        Ok(())
-    }
-}
-
-/// The events of a batch to hand over, beside their deliveries (same index): the handler
-/// takes `&events` as is.
-#[derive(Default)]
-struct Ready {
-    events: Vec<RecordedEvent>,
-    deliveries: Vec<Delivery>,
-}
-
-impl Ready {
-    fn push(&mut self, event: RecordedEvent, delivery: Delivery) {
-        self.events.push(event);
-        self.deliveries.push(delivery);
-    }
-}
-
-/// Naks every delivery of a batch that will not be handled (fetched ahead of a failure or of
-/// shutdown), so the bus delivers them again now instead of after the ack wait.
-async fn give_back(prefetched: Option<Result<Vec<Delivery>, BusError>>) {
-    if let Some(Ok(deliveries)) = prefetched {
-        for delivery in deliveries {
-            let _ = delivery.nak(None).await;
-        }
     }
 }

@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{
     encode_event, BatchEventHandler, BusError, CheckpointStore, ConsumerConfig, Delivery, EventBus,
     EventHandler, HandlerError, InProcessBus, MemoryCheckpointStore, NatsBus, NatsBusConfig,
-    OrderedConsumer, OrderedConsumerConfig, OutgoingMessage, StreamKind, Subjects, MSG_ID_HEADER,
+    OrderedConsumer, OrderedConsumerConfig, OutgoingMessage, PipelinedHandler, SecondStage,
+    StreamKind, Subjects, MSG_ID_HEADER,
 };
 use crate::store::{CommandId, CorrelationId, EventMetadata, Position, RecordedEvent};
 use crate::testing::{nats_url, unique_name};
@@ -428,6 +429,22 @@ impl BatchEventHandler for InterestedInBatches {
     }
 }
 
+/// The same, in two stages.
+#[derive(Clone, Default)]
+struct InterestedInStages(Interested);
+
+#[async_trait]
+impl PipelinedHandler for InterestedInStages {
+    fn wants(&self, category: &str, event_type: &str) -> bool {
+        EventHandler::wants(&self.0, category, event_type)
+    }
+
+    async fn start(&mut self, events: Arc<[RecordedEvent]>) -> SecondStage {
+        let interested = self.0.clone();
+        Box::pin(async move { events.iter().map(|e| interested.record(e)).collect() })
+    }
+}
+
 fn order_event(position: u64, event_type: &str) -> RecordedEvent {
     let stream = StreamId::parse("order-2026112200000000107").expect("stream");
     RecordedEvent {
@@ -451,7 +468,7 @@ fn order_event(position: u64, event_type: &str) -> RecordedEvent {
 }
 
 /// An ordered consumer that wants one event type still sees every position of the shard,
-/// with `run` and with `run_batched`: events it does not want move its checkpoint without
+/// with `run`, `run_batched` and `run_pipelined`: events it does not want move its checkpoint without
 /// being decoded (their bodies are not JSON here: decoding one would dead-letter it), and a
 /// wanted event that arrives before a missing unwanted predecessor waits for it. Messages
 /// without the routing headers (older publishers) are decoded and then judged.
@@ -496,6 +513,7 @@ where
     let stop = CancellationToken::new();
     let one = Interested::default();
     let batched = InterestedInBatches::default();
+    let staged = InterestedInStages::default();
     let consumer = |name: &'static str| {
         let (bus, checkpoints) = (bus.clone(), checkpoints.clone());
         async move {
@@ -510,8 +528,14 @@ where
             .await
             .run_batched(batched.clone(), stop.clone()),
     );
+    let pipe = tokio::spawn(
+        consumer("wants-pipe")
+            .await
+            .run_pipelined(staged.clone(), stop.clone()),
+    );
+    let names = ["wants-one", "wants-batch", "wants-pipe"];
     let deadline = Instant::now() + Duration::from_secs(20);
-    for name in ["wants-one", "wants-batch"] {
+    for name in names {
         while checkpoints.load(name).await.expect("load").get(&shard) != Some(&Position::new(7)) {
             assert!(
                 Instant::now() < deadline,
@@ -523,9 +547,11 @@ where
     stop.cancel();
     single.await.expect("join").expect("run");
     batch.await.expect("join").expect("run_batched");
+    pipe.await.expect("join").expect("run_pipelined");
     assert_eq!(*one.seen.lock().unwrap(), [2, 4, 5], "run");
     assert_eq!(*batched.0.seen.lock().unwrap(), [2, 4, 5], "run_batched");
-    for name in ["wants-one", "wants-batch"] {
+    assert_eq!(*staged.0.seen.lock().unwrap(), [2, 4, 5], "run_pipelined");
+    for name in names {
         let dlq = bus
             .consumer(ConsumerConfig::new(
                 format!("{name}-dlq"),

@@ -3,6 +3,7 @@
 //! gRPC layer is tested elsewhere) and observed in the store.
 
 mod flash;
+mod pipeline;
 mod rules;
 
 use std::collections::HashMap;

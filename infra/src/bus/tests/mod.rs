@@ -3,6 +3,7 @@
 
 mod faults;
 mod ordered;
+mod pipelined;
 mod relay;
 
 crate::bus_conformance_suite!(in_process, crate::testing::bus::in_process_bus());

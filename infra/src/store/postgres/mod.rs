@@ -54,6 +54,9 @@ struct Inner {
     config: PgStoreConfig,
     /// One pool per database of the shard map, in the map's order.
     pools: Vec<Pool>,
+    /// Stream reads' own pool per database (`PgStoreConfig::stream_pool_size`), or the
+    /// main pools again when it is 0.
+    stream_pools: Vec<Pool>,
     /// For each shard, the queue of the writer that owns it.
     routes: Vec<mpsc::UnboundedSender<Job>>,
     heads: Arc<Heads>,
@@ -113,11 +116,16 @@ impl PgEventStore {
         config.validate()?;
         let map = &config.shard_map;
         let mut pools = Vec::new();
+        let mut stream_pools = Vec::new();
         for url in map.databases() {
             let pool = pool(url, config.pool_size)?;
             crate::migrate::run(&pool, crate::migrate::MIGRATIONS)
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("migrating {url}: {e}")))?;
+            stream_pools.push(match config.stream_pool_size {
+                0 => pool.clone(),
+                size => self::pool(url, size)?,
+            });
             pools.push(pool);
         }
 
@@ -160,6 +168,7 @@ impl PgEventStore {
             inner: Arc::new(Inner {
                 config,
                 pools,
+                stream_pools,
                 routes,
                 heads,
                 tail: Arc::new(TailCache::new(TAIL_EVENTS)),
@@ -230,7 +239,8 @@ impl EventStore for PgEventStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        read::read_stream(self.pool(stream.shard()), stream, from_version, limit).await
+        let db = self.inner.config.shard_map.database_of(stream.shard());
+        read::read_stream(&self.inner.stream_pools[db], stream, from_version, limit).await
     }
 
     async fn read_shard(

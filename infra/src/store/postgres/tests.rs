@@ -356,3 +356,33 @@ async fn a_subscription_left_mid_read_holds_no_connection() {
     drop(subscriptions);
     store.shutdown().await;
 }
+
+/// A command loading its aggregate does not queue behind the shared pool: with every
+/// connection of it taken (as by a burst of subscription page reads), a stream read still
+/// goes through on the stream reads' own connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_reads_do_not_wait_for_the_shared_pool() {
+    let db = TestDatabase::create().await;
+    let store = PgEventStore::connect(test_config(ShardMap::single(&db.url)))
+        .await
+        .expect("connect");
+    let stream = stream_in(3, "order");
+    store
+        .append(request(&stream, ExpectedVersion::NO_STREAM, 1))
+        .await
+        .unwrap();
+    let shared = store.pool(stream.shard());
+    let mut taken = Vec::new();
+    while let Ok(Ok(client)) = tokio::time::timeout(Duration::from_millis(200), shared.get()).await
+    {
+        taken.push(client);
+    }
+    assert!(!taken.is_empty());
+    let read = tokio::time::timeout(Duration::from_secs(5), store.read_stream(&stream, 1, 10))
+        .await
+        .expect("a stream read while the shared pool is empty")
+        .unwrap();
+    assert_eq!(read.len(), 1);
+    drop(taken);
+    store.shutdown().await;
+}
