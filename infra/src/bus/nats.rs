@@ -316,13 +316,32 @@ impl NatsConsumer {
             }
         }
         .map_err(|e| BusError::unavailable("fetch", e))?;
-        while let Some(message) = batch.next().await {
+        // The pull ends when the server says so (no more messages, or the request expired).
+        // Should that answer never come (seen once: a no-wait pull whose end never arrived, a
+        // test hung on it for minutes), the pull stops anyway once it is well past its
+        // deadline: what it received is delivered, and the server expires the request's
+        // unfilled slots on its own.
+        let give_up = tokio::time::sleep(wait.unwrap_or(Duration::ZERO) + PULL_GRACE);
+        tokio::pin!(give_up);
+        loop {
+            let message = tokio::select! {
+                message = batch.next() => message,
+                _ = &mut give_up => {
+                    tracing::warn!(received = out.len(), "pull did not end by its deadline; stopped");
+                    return Ok(());
+                }
+            };
+            let Some(message) = message else {
+                return Ok(());
+            };
             let message = message.map_err(|e| BusError::unavailable("fetch", e))?;
             out.push(to_delivery(message)?);
         }
-        Ok(())
     }
 }
+
+/// How long past its own deadline a pull may go before it is given up (see `pull`).
+const PULL_GRACE: Duration = Duration::from_secs(5);
 
 fn to_delivery(message: jetstream::Message) -> Result<Delivery, BusError> {
     let (delivered, stream_sequence) = {
