@@ -34,6 +34,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use self::checkpointing::Checkpointing;
+
+/// What [`OrderedConsumer::next_batch`] found.
+enum NextBatch {
+    Got(Vec<Delivery>),
+    /// The fetch failed (and the back-off was waited out): go round again.
+    Retry,
+    /// Shutdown while waiting for the fetch.
+    Stop,
+}
 use super::dead_letter::{dead_letter_message, dlq_headers};
 use super::error::ConsumerError;
 use super::route::{examine, Examined};
@@ -209,6 +218,31 @@ impl OrderedConsumer {
             self.config.checkpoint_interval,
         );
         self.checkpointing.maybe_flush(every, interval).await;
+    }
+
+    /// The next batch of deliveries: the one `prefetched` while the last batch was handled,
+    /// or a fresh fetch; a failed fetch waits out the back-off first.
+    async fn next_batch(
+        &self,
+        prefetched: &mut Option<Result<Vec<Delivery>, BusError>>,
+        shutdown: &CancellationToken,
+        backoff: &mut Duration,
+    ) -> NextBatch {
+        let fetched = match prefetched.take() {
+            Some(fetched) => fetched,
+            None => tokio::select! {
+                _ = shutdown.cancelled() => return NextBatch::Stop,
+                f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
+            },
+        };
+        match fetched {
+            Ok(deliveries) => NextBatch::Got(deliveries),
+            Err(e) => {
+                tracing::warn!(error = %e, ?backoff, "fetch failed; retrying");
+                self.pause(shutdown, backoff).await;
+                NextBatch::Retry
+            }
+        }
     }
 
     async fn pause(&self, shutdown: &CancellationToken, backoff: &mut Duration) {

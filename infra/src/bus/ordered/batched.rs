@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
-use super::{HandlerError, OrderedConsumer};
+use super::{HandlerError, NextBatch, OrderedConsumer};
 use crate::bus::dead_letter::dlq_headers;
 use crate::bus::route::{examine, Examined};
 use crate::bus::{decode_event, BusError, ConsumerError, Delivery};
@@ -80,20 +80,13 @@ impl OrderedConsumer {
         let mut prefetched: Option<Result<Vec<Delivery>, BusError>> = None;
         while !shutdown.is_cancelled() {
             let started = Instant::now();
-            let fetched = match prefetched.take() {
-                Some(fetched) => fetched,
-                None => tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
-                },
-            };
-            let deliveries = match fetched {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, ?backoff, "fetch failed; retrying");
-                    self.pause(&shutdown, &mut backoff).await;
-                    continue;
-                }
+            let deliveries = match self
+                .next_batch(&mut prefetched, &shutdown, &mut backoff)
+                .await
+            {
+                NextBatch::Got(deliveries) => deliveries,
+                NextBatch::Retry => continue,
+                NextBatch::Stop => break,
             };
             let (fetched, fetch_took) = (deliveries.len(), started.elapsed());
             // While the handler works (its own round trips to the store), the bus gathers and

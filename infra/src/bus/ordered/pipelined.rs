@@ -17,7 +17,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::instrument;
 
 use super::batched::{give_back, nak_all, BatchEventHandler, Sorted};
-use super::{HandlerError, OrderedConsumer};
+use super::{HandlerError, NextBatch, OrderedConsumer};
 use crate::bus::{BusError, ConsumerError, Delivery};
 use crate::store::RecordedEvent;
 
@@ -88,20 +88,13 @@ impl OrderedConsumer {
         let mut prefetched: Option<Result<Vec<Delivery>, BusError>> = None;
         let mut in_flight: Option<InFlight> = None;
         while !shutdown.is_cancelled() {
-            let fetched = match prefetched.take() {
-                Some(fetched) => fetched,
-                None => tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    f = self.consumer.fetch(self.config.batch, self.config.fetch_wait) => f,
-                },
-            };
-            let deliveries = match fetched {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, ?backoff, "fetch failed; retrying");
-                    self.pause(&shutdown, &mut backoff).await;
-                    continue;
-                }
+            let deliveries = match self
+                .next_batch(&mut prefetched, &shutdown, &mut backoff)
+                .await
+            {
+                NextBatch::Got(deliveries) => deliveries,
+                NextBatch::Retry => continue,
+                NextBatch::Stop => break,
             };
             if deliveries.is_empty() {
                 // Idle: nothing to overlap the batch in flight with.
