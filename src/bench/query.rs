@@ -57,7 +57,7 @@ pub struct QueryArgs {
     /// measures from (the store's default, 16, when absent).
     #[arg(long)]
     pub pool_size: Option<usize>,
-    /// Connections of the queries' own pool (`serve`'s `query_pool_size`; default two per
+    /// Connections of the queries' own pool (`serve`'s `query_pool_size`; default eight per
     /// core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub query_pool_size: Option<u64>,
