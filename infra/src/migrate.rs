@@ -44,9 +44,9 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0005_catalog_views.sql"),
     },
     Migration {
-        version: 6,
+        version: 7,
         name: "stream_claims",
-        sql: include_str!("../migrations/0006_stream_claims.sql"),
+        sql: include_str!("../migrations/0007_stream_claims.sql"),
     },
 ];
 
@@ -162,7 +162,7 @@ mod tests {
     use super::*;
     use crate::testing::TestDatabase;
 
-    /// Migration 6 carries the claim events of earlier versions into `stream_claims`: a
+    /// Migration 7 carries the claim events of earlier versions into `stream_claims`: a
     /// request accepted before the upgrade still finds its order number after it.
     #[tokio::test]
     async fn claim_events_of_earlier_versions_become_claims() {

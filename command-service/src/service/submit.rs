@@ -24,7 +24,7 @@
 //! **Claims of earlier versions** were events: in the order's shard
 //! (`order_claim-{sha256}.{shard}`, written with the order in one group until claims left the
 //! event log) and the two-step submit's `request-{sha256}` (appended before the order).
-//! Migration 0006 copied them into the store's claims, so step 2 finds them; the paths that
+//! Migration 0007 copied them into the store's claims, so step 2 finds them; the paths that
 //! read a claim (refusals) still read those streams too. A claim without its order (the
 //! two-step submit crashed in between) is completed by the retry under its number.
 //!
