@@ -90,11 +90,14 @@ impl From<CommandError> for tonic::Status {
             CommandError::Contention { .. } => Code::Aborted,
             CommandError::Corrupt(_) => Code::Internal,
             CommandError::Store(store) => match store {
-                StoreError::Conflict { .. } | StoreError::GroupPartlyStored { .. } => Code::Aborted,
+                StoreError::Conflict { .. }
+                | StoreError::GroupPartlyStored { .. }
+                | StoreError::AlreadyClaimed { .. } => Code::Aborted,
                 StoreError::Unavailable(_) | StoreError::ShuttingDown => Code::Unavailable,
                 StoreError::Corrupt { .. }
                 | StoreError::Config(_)
                 | StoreError::InvalidGroup(_)
+                | StoreError::ClaimShard { .. }
                 | StoreError::DuplicateEventId(_) => Code::Internal,
                 // Limits and ids are checked at the edge; reaching the store with them is a bug
                 // of ours, but the caller still learns what was wrong.

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "catalog_views",
         sql: include_str!("../migrations/0005_catalog_views.sql"),
     },
+    Migration {
+        version: 7,
+        name: "stream_claims",
+        sql: include_str!("../migrations/0007_stream_claims.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations ("orderflw" in ASCII).
@@ -150,4 +155,75 @@ pub async fn run_url(url: &str) -> Result<Vec<i32>, MigrateError> {
     drop(client);
     let _ = connection.await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    /// Migration 7 carries the claim events of earlier versions into `stream_claims`: a
+    /// request accepted before the upgrade still finds its order number after it.
+    #[tokio::test]
+    async fn claim_events_of_earlier_versions_become_claims() {
+        let db = TestDatabase::create().await;
+        let pool = db.pool(2);
+        let before_claims = MIGRATIONS
+            .iter()
+            .position(|m| m.name == "stream_claims")
+            .expect("the claims migration");
+        run(&pool, &MIGRATIONS[..before_claims]).await.unwrap();
+        let client = pool.get().await.unwrap();
+        // One claim per earlier format (the two-step submit's and the one-commit submit's),
+        // and an event of another type that must not become a claim.
+        client
+            .batch_execute(
+                "INSERT INTO events (shard, position, stream_id, stream_version, event_id,
+                    event_type, event_version, payload, command_id, command_events,
+                    correlation_id, actor_role, actor_subject, occurred_at)
+                 VALUES
+                 (5, 1, 'request-aa', 1, gen_random_uuid(), 'SubmitOrderClaimed', 1,
+                  '{\"order_no\": \"2026112200000000105\", \"at\": 1}', 'buyer:5:SubmitOrder:r1',
+                  1, 'c1', 'buyer', '5', now()),
+                 (7, 1, 'order_claim-bb.07', 1, gen_random_uuid(), 'SubmitOrderClaimed', 1,
+                  '{\"order_no\": \"2026112200000000207\", \"at\": 1}', 'buyer:7:SubmitOrder:r2',
+                  1, 'c2', 'buyer', '7', now()),
+                 (7, 2, 'order-2026112200000000207', 1, gen_random_uuid(), 'OrderSubmitted', 1,
+                  '{\"order_no\": \"2026112200000000307\"}', 'buyer:7:SubmitOrder:r2',
+                  1, 'c2', 'buyer', '7', now())",
+            )
+            .await
+            .unwrap();
+        let rest: Vec<i32> = MIGRATIONS[before_claims..]
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(run(&pool, MIGRATIONS).await.unwrap(), rest);
+        let rows = client
+            .query(
+                "SELECT shard, claim_key, stream_id FROM stream_claims ORDER BY shard",
+                &[],
+            )
+            .await
+            .unwrap();
+        let claims: Vec<(i16, String, String)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        assert_eq!(
+            claims,
+            vec![
+                (
+                    5,
+                    "buyer:5:SubmitOrder:r1".to_owned(),
+                    "order-2026112200000000105".to_owned()
+                ),
+                (
+                    7,
+                    "buyer:7:SubmitOrder:r2".to_owned(),
+                    "order-2026112200000000207".to_owned()
+                ),
+            ]
+        );
+    }
 }

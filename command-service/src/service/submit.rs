@@ -2,30 +2,31 @@
 //!
 //! A retried submit must return the *same* order number, and the number cannot be derived
 //! from the request (it holds the submission time). So the first attempt records which
-//! number it drew, in a claim stream named after the request and kept in the order's shard:
-//! `order_claim-{sha256(command id)}.{buyer shard}`.
+//! number it drew as a store claim ([`EventStore::append_claimed`]): the request's command id,
+//! in the buyer's shard, pointing to the order's stream.
 //!
 //! 1. validate (merchant exists and is open, as [`super::merchants`] sees it: "open" is
 //!    believed for a second; every sku is on its menu, the dish names come from the
 //!    listings). If that refuses, look for a claim: a retry of an accepted request takes its
 //!    number and completes through the executor (step 3) — a retry after the merchant closed
 //!    must still get the first answer; no claim, the refusal is the answer;
-//! 2. draw a number from [`super::OrderNumbers`] and append, as one group
-//!    ([`EventStore::append_group`]: one transaction, all or nothing), the claim
-//!    `SubmitOrderClaimed { order_no }` and the order's `OrderSubmitted`, both with
-//!    `ExpectedVersion::NO_STREAM` and the command id. One commit per submit, no read;
-//! 3. if the group is not written because part of it exists (a retry of an earlier attempt,
-//!    a concurrent retry that won: the claim stream holds the command), read the claim and
-//!    run `Submit` on *its* order through the executor, which answers a repeated command id
-//!    with the first append's outcome. If the drawn number collided with another order, the
-//!    group is refused as a conflict (ABORTED) and nothing is written: a retry draws anew.
+//! 2. draw a number from [`super::OrderNumbers`] and append the order's `OrderSubmitted`
+//!    with `ExpectedVersion::NO_STREAM`, claiming the command id: one commit per submit, no
+//!    read, and one event (the claim is a row beside the events, which nothing relays);
+//! 3. if the claim is taken (a retry of an earlier attempt, or a concurrent retry that won),
+//!    run `Submit` on the claimed order through the executor, which answers a repeated
+//!    command id with the first append's outcome. If the drawn number collided with another
+//!    order, the append is refused as a conflict (ABORTED) and nothing is written: a retry
+//!    draws anew.
 //!
-//! Crashes leave nothing half-done: the claim and the order commit together. Claims written
-//! before this change by the earlier two-step submit (`request-{sha256(command id)}`,
-//! appended before the order) are still found on the paths that read a claim (refusals and
-//! step 3), so a claim without its order is completed by the retry as before. A request
-//! first sent before the change and retried after it on the fresh path (step 2) is not
-//! matched with that old claim: it would get a second number. Upgrades drain submits first.
+//! Crashes leave nothing half-done: the claim and the order commit together.
+//!
+//! **Claims of earlier versions** were events: in the order's shard
+//! (`order_claim-{sha256}.{shard}`, written with the order in one group until claims left the
+//! event log) and the two-step submit's `request-{sha256}` (appended before the order).
+//! Migration 0007 copied them into the store's claims, so step 2 finds them; the paths that
+//! read a claim (refusals) still read those streams too. A claim without its order (the
+//! two-step submit crashed in between) is completed by the retry under its number.
 //!
 //! Names: the domain's `OrderLine` records the dish name. Unknown skus and skus of another
 //! merchant are INVALID_ARGUMENT on `lines[i].sku_id` (issue 3 §7: nothing appended), so
@@ -34,10 +35,10 @@
 //! (DISH_DELISTED), taken in order with the sku's other commands, as is PRICE_CHANGED.
 
 use orderflow_domain::order::{Order, OrderCommand, OrderLine, OrderState};
-use orderflow_domain::stream::ORDER_CLAIM_CATEGORY;
+use orderflow_domain::stream::{ORDER_CATEGORY, ORDER_CLAIM_CATEGORY};
 use orderflow_domain::{BuyerId, Decider, OrderNo, StreamId, Timestamp};
 use orderflow_infra::store::{
-    AppendRequest, ConsistencyToken, EventStore, ExpectedVersion, NewEvent, StoreError,
+    AppendRequest, ClaimKey, ConsistencyToken, EventStore, ExpectedVersion, StoreError,
 };
 use orderflow_proto::convert::SubmitOrder;
 use orderflow_proto::v1 as pb;
@@ -48,20 +49,26 @@ use super::{CommandHandler, Ctx};
 use crate::error::CommandError;
 use crate::execute::encode;
 
-/// The claim stream's category before claims moved to their order's shard; read only.
+/// The category of the two-step submit's claim streams (`request-{sha256}`); read only.
 pub const LEGACY_CLAIM_CATEGORY: &str = "request";
-/// The claim event's type name.
+/// The type of the event claim streams held; read only.
 pub const CLAIM_EVENT: &str = "SubmitOrderClaimed";
 
-/// The one event of a claim stream: which number a submit request was given.
+/// The one event of a claim stream of an earlier version: which number a request was given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct SubmitOrderClaimed {
-    order_no: OrderNo,
-    at: Timestamp,
+pub struct SubmitOrderClaimed {
+    pub order_no: OrderNo,
+    pub at: Timestamp,
 }
 
-/// The claim stream of a submit request: hashed command id, then the buyer's shard (that
-/// of every order the buyer submits), so claim and order share one transaction.
+/// The claim of a submit request: its command id, in the buyer's shard (that of every order
+/// the buyer submits), so claim and order commit together.
+pub fn submit_claim(command_id: &str, buyer: BuyerId) -> Result<ClaimKey, CommandError> {
+    ClaimKey::parse(buyer.shard(), command_id)
+        .map_err(|e| CommandError::Corrupt(format!("claim key: {e}")))
+}
+
+/// The claim stream an earlier version wrote for a submit request, in the buyer's shard.
 pub fn claim_stream(command_id: &str, buyer: BuyerId) -> Result<StreamId, CommandError> {
     let id = format!("{}.{:02}", hex_sha256(&[command_id]), buyer.shard().index());
     StreamId::of(ORDER_CLAIM_CATEGORY, id)
@@ -73,12 +80,10 @@ pub(super) async fn submit(
     ctx: &Ctx,
     r: SubmitOrder,
 ) -> Result<pb::SubmitOrderReply, CommandError> {
-    let claim = claim_stream(ctx.meta.command_id.as_str(), r.buyer)?;
-
-    // Validate first, without reading the claim: almost every submit is a first attempt, and
-    // the group append below finds a retry anyway (the claim exists). Only a refusal looks
-    // for a claim, because a retry after the merchant closed (or a dish was renamed away)
-    // must still get the first answer.
+    // Validate first, without looking for a claim: almost every submit is a first attempt,
+    // and the claimed append below finds a retry anyway. Only a refusal looks for a claim,
+    // because a retry after the merchant closed (or a dish was renamed away) must still get
+    // the first answer.
     let validated = match h
         .open_merchants
         .ensure_open(&h.executor, r.merchant, ctx.meta.at)
@@ -90,7 +95,7 @@ pub(super) async fn submit(
     let lines = match validated {
         Ok(lines) => lines,
         Err(refused) => {
-            return match find_claim(h, ctx, &claim).await? {
+            return match find_claim(h, ctx, r.buyer).await? {
                 // A retry of an accepted submit: its lines are the first attempt's and the
                 // order stream answers it from the command id, so names are never read again.
                 Some(order_no) => {
@@ -108,38 +113,25 @@ pub(super) async fn submit(
         .map_err(CommandError::refused)?;
     let mut command = submit_command(&r, order_no.clone(), lines, ctx.meta.at);
     let events = Order::decide(&command, &OrderState::default()).map_err(CommandError::refused)?;
-    let group = vec![
-        AppendRequest {
-            stream: claim.clone(),
-            expected: ExpectedVersion::NO_STREAM,
-            events: vec![claim_event(&order_no, ctx.meta.at)?],
-            metadata: ctx.meta.metadata(),
-        },
-        AppendRequest {
-            stream: order_no.stream_id(),
-            expected: ExpectedVersion::NO_STREAM,
-            events: events.iter().map(encode).collect::<Result<_, _>>()?,
-            metadata: ctx.meta.metadata(),
-        },
-    ];
-    match h.store().append_group(group).await {
-        Ok(outcomes) if outcomes.iter().all(|o| !o.deduplicated) => {
-            let order = outcomes.last().ok_or_else(|| {
-                CommandError::Corrupt("an append group answered without outcomes".into())
-            })?;
+    let append = AppendRequest {
+        stream: order_no.stream_id(),
+        expected: ExpectedVersion::NO_STREAM,
+        events: events.iter().map(encode).collect::<Result<_, _>>()?,
+        metadata: ctx.meta.metadata(),
+    };
+    let claim = submit_claim(ctx.meta.command_id.as_str(), r.buyer)?;
+    match h.store().append_claimed(claim, append).await {
+        Ok(order) => {
             tracing::debug!(order_no = %order_no, "order submitted");
             Ok(reply(
                 &order_no,
                 ConsistencyToken::new(order.shard, order.last_position).to_string(),
             ))
         }
-        // The claim exists: an earlier or concurrent attempt of this request won; continue
-        // with its number. (The whole group stored again cannot happen with a fresh number,
-        // but it would mean the same.)
-        Ok(_) | Err(StoreError::GroupPartlyStored { .. }) => {
-            let claimed = find_claim(h, ctx, &claim).await?.ok_or_else(|| {
-                CommandError::Corrupt(format!("{claim} refused a claim but holds none"))
-            })?;
+        // An earlier or concurrent attempt of this request took the claim: continue with its
+        // number.
+        Err(StoreError::AlreadyClaimed { stream, .. }) => {
+            let claimed = order_of(&stream)?;
             if let OrderCommand::Submit { order_no, .. } = &mut command {
                 *order_no = claimed;
             }
@@ -194,15 +186,6 @@ fn reply(order_no: &OrderNo, consistency_token: String) -> pb::SubmitOrderReply 
     }
 }
 
-fn claim_event(order_no: &OrderNo, at: Timestamp) -> Result<NewEvent, CommandError> {
-    let payload = serde_json::to_value(SubmitOrderClaimed {
-        order_no: order_no.clone(),
-        at,
-    })
-    .map_err(|e| CommandError::Corrupt(format!("cannot encode {CLAIM_EVENT}: {e}")))?;
-    Ok(NewEvent::new(CLAIM_EVENT, 1, payload))
-}
-
 /// The order's lines with their dish names, read from the skus' listings (concurrently: up
 /// to 50 of them). `lenient` (a retry completing a claimed submit) takes the sku id as the
 /// name of a line whose listing is gone, instead of refusing a request already accepted.
@@ -245,22 +228,35 @@ async fn order_lines(
     Ok(lines)
 }
 
-/// The number an earlier attempt of this request claimed: in its claim stream, or in the
-/// stream a two-step submit from before claims moved to their order's shard used.
+/// The number an earlier attempt of this request claimed: in the store's claims, or in a
+/// claim stream of an earlier version (the order's shard's, or the two-step submit's).
 async fn find_claim(
     h: &CommandHandler,
     ctx: &Ctx,
-    claim: &StreamId,
+    buyer: BuyerId,
 ) -> Result<Option<OrderNo>, CommandError> {
-    if let Some(order_no) = read_claim(h.store().as_ref(), claim).await? {
+    let command_id = ctx.meta.command_id.as_str();
+    let store = h.store();
+    if let Some(stream) = store.claimed(&submit_claim(command_id, buyer)?).await? {
+        return order_of(&stream).map(Some);
+    }
+    if let Some(order_no) = read_claim(store.as_ref(), &claim_stream(command_id, buyer)?).await? {
         return Ok(Some(order_no));
     }
-    let legacy = StreamId::of(
-        LEGACY_CLAIM_CATEGORY,
-        hex_sha256(&[ctx.meta.command_id.as_str()]),
-    )
-    .map_err(|e| CommandError::Corrupt(format!("claim stream name: {e}")))?;
-    read_claim(h.store().as_ref(), &legacy).await
+    let legacy = StreamId::of(LEGACY_CLAIM_CATEGORY, hex_sha256(&[command_id]))
+        .map_err(|e| CommandError::Corrupt(format!("claim stream name: {e}")))?;
+    read_claim(store.as_ref(), &legacy).await
+}
+
+/// The order number of an order stream a claim points to.
+fn order_of(stream: &StreamId) -> Result<OrderNo, CommandError> {
+    if stream.category() != ORDER_CATEGORY {
+        return Err(CommandError::Corrupt(format!(
+            "a submit claim points to {stream}, not an order"
+        )));
+    }
+    OrderNo::parse(stream.id())
+        .map_err(|e| CommandError::Corrupt(format!("a submit claim points to {stream}: {e}")))
 }
 
 /// The number in a claim stream, if any.

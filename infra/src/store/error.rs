@@ -48,6 +48,18 @@ pub enum StoreError {
         command_id: String,
     },
 
+    /// [`super::EventStore::append_claimed`]: the claim already points to a stream (an
+    /// earlier append took it); nothing was written.
+    #[error("claim {key} is already taken by {stream}")]
+    AlreadyClaimed { key: String, stream: StreamId },
+    /// A claim outside the shard of the stream it would point to.
+    #[error("claim {key} is in shard {claim_shard}, its stream {stream} is not")]
+    ClaimShard {
+        key: String,
+        claim_shard: u8,
+        stream: StreamId,
+    },
+
     /// Configuration the store cannot run with (shard map, pool sizes).
     #[error("event store configuration: {0}")]
     Config(String),

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::follow::{follow, FollowConfig, Heads};
 use super::{
-    AppendOutcome, AppendRequest, EventStore, Position, RecordedEvent, StoreError, StoreLimits,
-    Subscription,
+    AppendOutcome, AppendRequest, ClaimKey, EventStore, Position, RecordedEvent, StoreError,
+    StoreLimits, Subscription,
 };
 
 /// Events a subscription takes from the log per lock.
@@ -43,6 +43,8 @@ struct State {
     shards: Vec<Vec<RecordedEvent>>,
     streams: HashMap<StreamId, StreamLog>,
     event_ids: HashSet<Uuid>,
+    /// Every claim recorded, and the stream it points to.
+    claims: HashMap<ClaimKey, StreamId>,
 }
 
 #[derive(Default)]
@@ -158,6 +160,35 @@ impl State {
 }
 
 impl State {
+    /// A claimed append: the claim first (a repeat of the claiming append is answered as
+    /// `append` answers a repeat), then the append, and the claim only if it was written.
+    fn append_claimed(
+        &mut self,
+        claim: ClaimKey,
+        request: AppendRequest,
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Some(stream) = self.claims.get(&claim) {
+            let repeat = (*stream == request.stream)
+                .then(|| self.streams.get(stream))
+                .flatten()
+                .and_then(|s| s.commands.get(&request.metadata.command_id));
+            return match repeat {
+                Some(first) => Ok(AppendOutcome {
+                    deduplicated: true,
+                    ..*first
+                }),
+                None => Err(StoreError::AlreadyClaimed {
+                    key: claim.as_str().to_owned(),
+                    stream: stream.clone(),
+                }),
+            };
+        }
+        let stream = request.stream.clone();
+        let outcome = self.append(request)?;
+        self.claims.insert(claim, stream);
+        Ok(outcome)
+    }
+
     /// Checks a whole group before writing any of it (the group rules were checked by the
     /// caller: distinct streams, so no request can change another's checks).
     fn append_group(
@@ -229,6 +260,23 @@ impl EventStore for MemoryEventStore {
             self.shared.heads.bump(outcome.shard, outcome.last_position);
         }
         Ok(outcome)
+    }
+
+    async fn append_claimed(
+        &self,
+        claim: ClaimKey,
+        request: AppendRequest,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.shared.limits.check_claimed(&claim, &request)?;
+        let outcome = self.shared.lock().append_claimed(claim, request)?;
+        if !outcome.deduplicated {
+            self.shared.heads.bump(outcome.shard, outcome.last_position);
+        }
+        Ok(outcome)
+    }
+
+    async fn claimed(&self, claim: &ClaimKey) -> Result<Option<StreamId>, StoreError> {
+        Ok(self.shared.lock().claims.get(claim).cloned())
     }
 
     async fn read_stream(

@@ -59,6 +59,24 @@ pub trait EventStore: Send + Sync + 'static {
         requests: Vec<AppendRequest>,
     ) -> Result<Vec<AppendOutcome>, StoreError>;
 
+    /// Appends `request` and records `claim` → its stream, in one transaction: both or
+    /// neither. The claim must be in the stream's shard ([`StoreError::ClaimShard`]).
+    ///
+    /// - A claim already recorded is [`StoreError::AlreadyClaimed`] with the stream it points
+    ///   to, and nothing is written, unless this is a repeat of the append that took it (same
+    ///   stream, command id stored on it): that is answered `deduplicated`, as `append` would.
+    /// - Otherwise the append is checked as [`EventStore::append`] checks it; if it is
+    ///   refused, the claim is not recorded either.
+    /// - A claim is never released: it is the request's record, like a command id.
+    async fn append_claimed(
+        &self,
+        claim: ClaimKey,
+        request: AppendRequest,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    /// The stream `claim` points to, if an append recorded it.
+    async fn claimed(&self, claim: &ClaimKey) -> Result<Option<StreamId>, StoreError>;
+
     /// Submits several appends at once (to any streams); each succeeds or fails alone, and the
     /// results come back in the order of the requests.
     async fn append_many(

@@ -278,6 +278,22 @@ impl StoreLimits {
 }
 
 impl StoreLimits {
+    /// Checks a claimed append: the request against the limits, the claim in its shard.
+    pub fn check_claimed(
+        &self,
+        claim: &ClaimKey,
+        request: &AppendRequest,
+    ) -> Result<(), StoreError> {
+        if claim.shard() != request.stream.shard() {
+            return Err(StoreError::ClaimShard {
+                key: claim.as_str().to_owned(),
+                claim_shard: claim.shard().index(),
+                stream: request.stream.clone(),
+            });
+        }
+        self.check(request)
+    }
+
     /// Checks an append group against the group rules and every request against the
     /// limits; returns the group's shard.
     pub fn check_group(&self, requests: &[AppendRequest]) -> Result<Shard, StoreError> {
@@ -320,5 +336,47 @@ fn json_len(value: &serde_json::Value) -> usize {
         Ok(()) => count.0,
         // A Value always serializes; if it ever did not, refuse it as too large.
         Err(_) => usize::MAX,
+    }
+}
+
+/// A name that, once an append claimed it, points to that append's stream forever
+/// ([`super::EventStore::append_claimed`]): how a request whose stream name is drawn fresh
+/// on every attempt (a submit's order number) finds the stream its first attempt created.
+///
+/// A claim lives in one shard, that of the stream it points to, so it commits with that
+/// stream's append under one head lock. 1..=128 chars, no control chars.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimKey {
+    shard: Shard,
+    key: Arc<str>,
+}
+
+impl ClaimKey {
+    pub fn parse(shard: Shard, key: impl Into<String>) -> Result<Self, StoreError> {
+        let key = key.into();
+        if key.is_empty() || key.len() > MAX_ID_LEN || key.chars().any(char::is_control) {
+            return Err(StoreError::InvalidId {
+                field: "claim_key",
+                len: key.len(),
+            });
+        }
+        Ok(ClaimKey {
+            shard,
+            key: key.into(),
+        })
+    }
+
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.key
+    }
+}
+
+impl std::fmt::Display for ClaimKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.key, self.shard.index())
     }
 }

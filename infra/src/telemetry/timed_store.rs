@@ -9,7 +9,8 @@ use orderflow_domain::{Shard, StreamId};
 
 use super::{APPENDED_EVENTS, APPEND_DURATION};
 use crate::store::{
-    AppendOutcome, AppendRequest, EventStore, Position, RecordedEvent, StoreError, Subscription,
+    AppendOutcome, AppendRequest, ClaimKey, EventStore, Position, RecordedEvent, StoreError,
+    Subscription,
 };
 
 pub struct TimedEventStore {
@@ -66,6 +67,30 @@ impl EventStore for TimedEventStore {
             metrics::counter!(APPENDED_EVENTS).increment(events);
         }
         result
+    }
+
+    async fn append_claimed(
+        &self,
+        claim: ClaimKey,
+        request: AppendRequest,
+    ) -> Result<AppendOutcome, StoreError> {
+        let events = request.events.len() as u64;
+        let started = Instant::now();
+        let result = self.inner.append_claimed(claim, request).await;
+        let label = match &result {
+            Err(StoreError::AlreadyClaimed { .. }) => "conflict",
+            other => outcome(other),
+        };
+        metrics::histogram!(APPEND_DURATION, "op" => "append_claimed", "outcome" => label)
+            .record(started.elapsed());
+        if label == "ok" {
+            metrics::counter!(APPENDED_EVENTS).increment(events);
+        }
+        result
+    }
+
+    async fn claimed(&self, claim: &ClaimKey) -> Result<Option<StreamId>, StoreError> {
+        self.inner.claimed(claim).await
     }
 
     async fn append_many(

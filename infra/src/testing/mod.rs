@@ -6,6 +6,7 @@
 pub mod bus;
 mod database;
 pub mod store;
+mod store_claims;
 mod store_group;
 
 pub use database::{nats_url, unique_name, TestDatabase};

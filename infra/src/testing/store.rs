@@ -27,6 +27,10 @@ use crate::store::{
     ExpectedVersion, NewEvent, Position, RecordedEvent, StoreError, StoreLimits,
 };
 
+pub use super::store_claims::{
+    a_claim_in_another_shard_is_refused, a_claim_points_to_its_first_stream,
+    a_refused_append_records_no_claim, racing_claimants_write_once,
+};
 pub use super::store_group::{
     a_group_is_written_all_or_nothing, a_group_refused_by_the_database_leaves_nothing,
     a_retried_group_is_answered_and_a_partly_stored_one_refused, invalid_groups_are_refused,
@@ -61,6 +65,10 @@ macro_rules! store_conformance_suite {
             invalid_groups_are_refused,
             racing_copies_of_a_group_write_once,
             a_group_refused_by_the_database_leaves_nothing,
+            a_claim_points_to_its_first_stream,
+            a_refused_append_records_no_claim,
+            a_claim_in_another_shard_is_refused,
+            racing_claimants_write_once,
         );
     };
     (@cases $module:ident, $factory:expr; $($case:ident),* $(,)?) => {

@@ -10,17 +10,19 @@
 
 use std::collections::{HashMap, HashSet};
 
-use orderflow_domain::{Shard, SHARD_COUNT};
+use orderflow_domain::{Shard, StreamId, SHARD_COUNT};
 use tokio::sync::oneshot;
 
 use super::codec::PendingAppend;
-use crate::store::{AppendOutcome, Position, StoreError};
+use crate::store::{AppendOutcome, ClaimKey, Position, StoreError};
 
 /// A queued append, or append group, and the caller waiting for its answer.
 pub(super) struct Job {
     /// One append, or the appends of a group (distinct streams of one shard), decided and
     /// written together.
     pub appends: Vec<PendingAppend>,
+    /// `EventStore::append_claimed`'s claim, pointing to the job's one append's stream.
+    pub claim: Option<ClaimKey>,
     pub reply: Reply,
 }
 
@@ -65,6 +67,8 @@ pub(super) struct Known {
     pub versions: HashMap<String, u64>,
     /// Stored outcome of each (stream, command id) of the batch that was already appended.
     pub commands: HashMap<(String, String), AppendOutcome>,
+    /// The stream each recorded claim of the batch points to, by (shard, claim key).
+    pub claims: HashMap<(i16, String), String>,
 }
 
 /// The fate of one job of the batch (one outcome per append of the job).
@@ -80,14 +84,56 @@ pub(super) enum Decision {
 pub(super) fn decide(jobs: &[Job], known: &mut Known) -> Vec<Decision> {
     let mut batch_event_ids = HashSet::new();
     jobs.iter()
-        .map(|job| match job.appends.as_slice() {
-            [one] => match decide_one(one, known, &mut batch_event_ids) {
+        .map(|job| match (job.appends.as_slice(), &job.claim) {
+            ([one], Some(claim)) => decide_claimed(one, claim, known, &mut batch_event_ids),
+            ([one], None) => match decide_one(one, known, &mut batch_event_ids) {
                 One::Write(outcome) => Decision::Write(vec![outcome]),
                 One::Answer(result) => Decision::Answer(result.map(|o| vec![o])),
             },
-            group => decide_group(group, known, &mut batch_event_ids),
+            (group, _) => decide_group(group, known, &mut batch_event_ids),
         })
         .collect()
+}
+
+/// The key of a claim in [`Known::claims`].
+pub(super) fn claim_key(claim: &ClaimKey) -> (i16, String) {
+    (i16::from(claim.shard().index()), claim.as_str().to_owned())
+}
+
+/// A claimed append: a recorded claim refuses it (unless it is the repeat of the append that
+/// took it), else it is decided as any append and, if written, takes the claim, so a later
+/// job of the batch with the same claim is refused as if this one had committed.
+fn decide_claimed(
+    append: &PendingAppend,
+    claim: &ClaimKey,
+    known: &mut Known,
+    batch_event_ids: &mut HashSet<uuid::Uuid>,
+) -> Decision {
+    let key = claim_key(claim);
+    if let Some(stream) = known.claims.get(&key) {
+        if stream.as_str() == append.stream.as_str() {
+            if let Some(first) = known.commands.get(&command_key(append)) {
+                return Decision::Answer(Ok(vec![AppendOutcome {
+                    deduplicated: true,
+                    ..*first
+                }]));
+            }
+        }
+        return Decision::Answer(Err(match StreamId::parse(stream) {
+            Ok(stream) => StoreError::AlreadyClaimed {
+                key: claim.as_str().to_owned(),
+                stream,
+            },
+            Err(e) => StoreError::Unavailable(format!("claim {claim} names a bad stream: {e}")),
+        }));
+    }
+    match decide_one(append, known, batch_event_ids) {
+        One::Write(outcome) => {
+            known.claims.insert(key, append.stream.as_str().to_owned());
+            Decision::Write(vec![outcome])
+        }
+        One::Answer(result) => Decision::Answer(result.map(|o| vec![o])),
+    }
 }
 
 /// The fate of one append.

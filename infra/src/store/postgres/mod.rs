@@ -38,7 +38,8 @@ use self::codec::PendingAppend;
 use super::follow::{follow, FollowConfig, Heads};
 use super::tail::{TailCache, TAIL_EVENTS};
 use super::{
-    AppendOutcome, AppendRequest, EventStore, Position, RecordedEvent, StoreError, Subscription,
+    AppendOutcome, AppendRequest, ClaimKey, EventStore, Position, RecordedEvent, StoreError,
+    Subscription,
 };
 
 /// Events a subscription reads per query.
@@ -206,6 +207,7 @@ impl EventStore for PgEventStore {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             appends: vec![PendingAppend::encode(request)],
+            claim: None,
             reply: Reply::One(reply),
         };
         // Queued before the first await: appends reach their writer in submission order.
@@ -225,12 +227,37 @@ impl EventStore for PgEventStore {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             appends: requests.into_iter().map(PendingAppend::encode).collect(),
+            claim: None,
             reply: Reply::Group(reply),
         };
         self.inner.routes[usize::from(shard.index())]
             .send(job)
             .map_err(|_| StoreError::ShuttingDown)?;
         answer.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    async fn append_claimed(
+        &self,
+        claim: ClaimKey,
+        request: AppendRequest,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.inner.config.limits.check_claimed(&claim, &request)?;
+        let shard = request.stream.shard();
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            appends: vec![PendingAppend::encode(request)],
+            claim: Some(claim),
+            reply: Reply::One(reply),
+        };
+        self.inner.routes[usize::from(shard.index())]
+            .send(job)
+            .map_err(|_| StoreError::ShuttingDown)?;
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    async fn claimed(&self, claim: &ClaimKey) -> Result<Option<StreamId>, StoreError> {
+        let db = self.inner.config.shard_map.database_of(claim.shard());
+        read::claimed(&self.inner.stream_pools[db], claim).await
     }
 
     async fn read_stream(

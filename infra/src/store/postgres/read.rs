@@ -6,7 +6,7 @@ use orderflow_domain::{Shard, StreamId};
 
 use super::codec::{decode, SELECT_COLUMNS};
 use super::unavailable;
-use crate::store::{Position, RecordedEvent, StoreError};
+use crate::store::{ClaimKey, Position, RecordedEvent, StoreError};
 
 /// Bounds a caller's `limit` to what a query may ask for.
 fn sql_limit(limit: usize) -> i64 {
@@ -74,4 +74,24 @@ pub(super) async fn head(pool: &Pool, shard: Shard) -> Result<Position, StoreErr
             position: 0,
             reason: format!("negative head {position}"),
         })
+}
+
+/// The stream a claim points to (`EventStore::claimed`).
+pub(super) async fn claimed(pool: &Pool, claim: &ClaimKey) -> Result<Option<StreamId>, StoreError> {
+    let client = pool.get().await.map_err(unavailable)?;
+    let statement = client
+        .prepare_cached("SELECT stream_id FROM stream_claims WHERE shard = $1 AND claim_key = $2")
+        .await
+        .map_err(unavailable)?;
+    let shard = i16::from(claim.shard().index());
+    let row = client
+        .query_opt(&statement, &[&shard, &claim.as_str()])
+        .await
+        .map_err(unavailable)?;
+    row.map(|row| {
+        let stream: &str = row.get(0);
+        StreamId::parse(stream)
+            .map_err(|e| StoreError::Unavailable(format!("claim {claim} names a bad stream: {e}")))
+    })
+    .transpose()
 }

@@ -5,8 +5,10 @@
 //! A transaction is two round trips, each a pipeline of statements sent together:
 //! 1. `BEGIN`; lock the heads of the batch's shards (`FOR UPDATE`, in shard order, so two
 //!    processes writing overlapping shards cannot deadlock); the current version of every
-//!    stream of the batch; the stored outcome of every command id of the batch.
-//! 2. insert every accepted event (one `unnest` statement); move the heads; `COMMIT`.
+//!    stream of the batch; the stored outcome of every command id of the batch; the claims
+//!    of its claimed appends, if it has any.
+//! 2. insert every accepted event (one `unnest` statement) and claim; move the heads;
+//!    `COMMIT`.
 //!
 //! Between the two the batch is decided in memory (`batch::decide`). Callers are answered
 //! only after `COMMIT` returned: an acknowledged append is durable. Then the new heads go
@@ -20,7 +22,7 @@
 use std::sync::Arc;
 
 use deadpool_postgres::{Object, Pool};
-use orderflow_domain::Shard;
+use orderflow_domain::{Shard, StreamId};
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -44,6 +46,14 @@ const STORED_COMMANDS: &str = "SELECT e.stream_id, e.command_id, e.position, \
      FROM unnest($1::text[], $2::text[]) AS c(stream_id, command_id) \
      JOIN events e ON e.stream_id = c.stream_id AND e.command_id = c.command_id \
      WHERE e.command_events IS NOT NULL";
+
+/// The recorded claims among the batch's (only sent when the batch has claimed appends).
+const STORED_CLAIMS: &str = "SELECT c.shard, c.claim_key, c.stream_id \
+     FROM unnest($1::smallint[], $2::text[]) AS k(shard, claim_key) \
+     JOIN stream_claims c ON c.shard = k.shard AND c.claim_key = k.claim_key";
+
+const INSERT_CLAIMS: &str = "INSERT INTO stream_claims (shard, claim_key, stream_id) \
+     SELECT * FROM unnest($1::smallint[], $2::text[], $3::text[])";
 
 const MOVE_HEADS: &str = "UPDATE shard_heads h SET position = n.position \
      FROM unnest($1::smallint[], $2::bigint[]) AS n(shard, position) \
@@ -197,6 +207,26 @@ impl Writer {
             // the store has no narrower error for "the database refused".
             return StoreError::Unavailable(format!("database refused the append: {db}"));
         }
+        if db.constraint() == Some("stream_claims_pkey") {
+            // Only possible if a claim was written without its shard's head lock.
+            if let (Some(claim), Some(client)) = (&job.claim, &self.client) {
+                let row = client
+                    .query_opt(
+                        "SELECT stream_id FROM stream_claims WHERE shard = $1 AND claim_key = $2",
+                        &[&i16::from(claim.shard().index()), &claim.as_str()],
+                    )
+                    .await;
+                if let Ok(Some(row)) = row {
+                    if let Ok(stream) = StreamId::parse(row.get::<_, &str>(0)) {
+                        return StoreError::AlreadyClaimed {
+                            key: claim.as_str().to_owned(),
+                            stream,
+                        };
+                    }
+                }
+            }
+            return StoreError::Unavailable(format!("database refused the claim: {db}"));
+        }
         if db.constraint() == Some("events_event_id_key") {
             let ids: Vec<uuid::Uuid> = job
                 .appends
@@ -272,23 +302,47 @@ async fn transaction(
     streams.dedup();
     let command_streams: Vec<&str> = appends().map(|a| a.stream.as_str()).collect();
     let command_ids: Vec<&str> = appends().map(|a| a.metadata.command_id.as_str()).collect();
+    let (claim_shards, claim_keys): (Vec<i16>, Vec<&str>) = jobs
+        .iter()
+        .filter_map(|j| j.claim.as_ref())
+        .map(|c| (i16::from(c.shard().index()), c.as_str()))
+        .unzip();
 
     let lock = client.prepare_cached(LOCK_HEADS).await?;
     let versions = client.prepare_cached(STREAM_VERSIONS).await?;
     let commands = client.prepare_cached(STORED_COMMANDS).await?;
     let insert = client.prepare_cached(INSERT_BATCH).await?;
     let move_heads = client.prepare_cached(MOVE_HEADS).await?;
+    // Prepared here, not inside the pipelines below: a statement prepared there would be
+    // sent a round trip late, after the `COMMIT` it must precede.
+    let claim_statements = if claim_keys.is_empty() {
+        None
+    } else {
+        Some((
+            client.prepare_cached(STORED_CLAIMS).await?,
+            client.prepare_cached(INSERT_CLAIMS).await?,
+        ))
+    };
 
     // Round trip 1. Statements of one session run in order, so the lookups run after the
     // lock is granted and (read committed) see everything committed before it.
     let lock_params: [&(dyn ToSql + Sync); 1] = [&shards];
     let version_params: [&(dyn ToSql + Sync); 1] = [&streams];
     let command_params: [&(dyn ToSql + Sync); 2] = [&command_streams, &command_ids];
-    let (begun, head_rows, version_rows, command_rows) = futures::join!(
+    let claim_params: [&(dyn ToSql + Sync); 2] = [&claim_shards, &claim_keys];
+    // Most batches claim nothing: they send no claim lookup at all.
+    let claim_lookup = async {
+        match &claim_statements {
+            Some((stored, _)) => client.query(stored, &claim_params).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (begun, head_rows, version_rows, command_rows, claim_rows) = futures::join!(
         client.batch_execute("BEGIN"),
         client.query(&lock, &lock_params),
         client.query(&versions, &version_params),
         client.query(&commands, &command_params),
+        claim_lookup,
     );
     begun?;
     let mut known = Known::default();
@@ -317,14 +371,25 @@ async fn transaction(
         );
         known.commands.insert((stream, row.get(1)), outcome);
     }
+    for row in claim_rows? {
+        known
+            .claims
+            .insert((row.get(0), row.get(1)), row.get::<_, String>(2));
+    }
     let before = known.heads;
     let decisions = batch::decide(jobs, &mut known);
 
     let mut columns = BatchColumns::default();
+    let mut claims: (Vec<i16>, Vec<&str>, Vec<&str>) = Default::default();
     for (job, decision) in jobs.iter().zip(&decisions) {
         if let Decision::Write(outcomes) = decision {
             for (append, o) in job.appends.iter().zip(outcomes) {
                 columns.push(append, o.first_position.get(), o.first_version);
+            }
+            if let (Some(claim), Some(append)) = (&job.claim, job.appends.first()) {
+                claims.0.push(i16::from(claim.shard().index()));
+                claims.1.push(claim.as_str());
+                claims.2.push(append.stream.as_str());
             }
         }
     }
@@ -345,14 +410,25 @@ async fn transaction(
     // Round trip 2. Answered only after COMMIT returned.
     let insert_params = columns.params();
     let move_params: [&(dyn ToSql + Sync); 2] = [&moved_shards, &moved_heads];
-    let (inserted, moved, committed) = futures::join!(
+    let claim_params: [&(dyn ToSql + Sync); 3] = [&claims.0, &claims.1, &claims.2];
+    let insert_claims = async {
+        match &claim_statements {
+            Some((_, insert)) if !claims.0.is_empty() => {
+                client.execute(insert, &claim_params).await
+            }
+            _ => Ok(0),
+        }
+    };
+    let (inserted, claimed, moved, committed) = futures::join!(
         client.execute(&insert, &insert_params),
+        insert_claims,
         client.execute(&move_heads, &move_params),
         client.batch_execute("COMMIT"),
     );
     // The first statement that failed is the one to blame (the later ones then fail with
     // "transaction aborted", and COMMIT turns into ROLLBACK).
     inserted?;
+    claimed?;
     moved?;
     committed?;
     // Only shards that moved are reported to the subscribers' heads.
