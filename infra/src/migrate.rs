@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "catalog_views",
         sql: include_str!("../migrations/0005_catalog_views.sql"),
     },
+    Migration {
+        version: 6,
+        name: "merchant_hourly_shards",
+        sql: include_str!("../migrations/0006_merchant_hourly_shards.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations ("orderflw" in ASCII).

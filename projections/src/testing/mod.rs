@@ -140,6 +140,7 @@ macro_rules! merchant_hourly_suite {
         $crate::merchant_hourly_suite!(@cases $factory;
             merchant_hourly_counts_each_event_in_its_hour,
             merchant_hourly_publishes_each_hour_it_changes,
+            merchant_hourly_sums_the_shards_of_an_hour,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
