@@ -163,3 +163,72 @@ mod merchant_hourly_migration {
         );
     }
 }
+
+/// `seller_order` loads an order's row from its merchant's partition when it knows it, and
+/// through the parent when it does not (after a restart).
+mod seller_order_partitions {
+    use super::*;
+    use orderflow_domain::order::OrderStatus;
+    use orderflow_projections::model::ProjectionModel;
+    use orderflow_projections::orders::{OrderListReader, Owner};
+    use orderflow_projections::testing::fixtures::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn later_events_find_the_row_before_and_after_a_restart() {
+        // Given two orders of one buyer's shard for merchants of two partitions (7 and 40),
+        // projected at submission
+        let pool = pool().await;
+        let mut log = Log::new();
+        let (a, b) = (order_no(0, 42), order_no(1, 42));
+        log.order(&a, submitted(&a, 42, 7, "Tea", "1 Road", 0));
+        log.order(&b, submitted(&b, 42, 40, "Tea", "1 Road", 1));
+        let shard = a.shard();
+        let first = PgOrderList::new(ListSide::Seller, pool.clone());
+        first.apply(shard, &log.shard(shard)).await.expect("apply");
+        // When the same adapter projects their creation (it knows their partitions), and a
+        // fresh one, as after a restart, their payment and a third order's submission
+        log.order(&a, created(10));
+        log.order(&b, created(11));
+        first.apply(shard, &log.shard(shard)).await.expect("apply");
+        log.order(&a, paid(20));
+        log.order(&b, paid(21));
+        let c = order_no(2, 42);
+        log.order(&c, submitted(&c, 42, 7, "Tea", "1 Road", 2));
+        let restarted = PgOrderList::new(ListSide::Seller, pool.clone());
+        restarted
+            .apply(shard, &log.shard(shard))
+            .await
+            .expect("apply");
+        // And the fresh one projects a cancellation of the third (now known to it)
+        log.order(
+            &c,
+            orderflow_domain::order::OrderCancelled {
+                cause: buyer_cancel(),
+                at: at(30),
+            },
+        );
+        restarted
+            .apply(shard, &log.shard(shard))
+            .await
+            .expect("apply");
+        // Then each merchant's list shows its orders with every event applied
+        let list = |merchant_id: i64| {
+            let restarted = restarted.clone();
+            async move {
+                restarted
+                    .list(Owner::Merchant(merchant(merchant_id)), &[], None, 10)
+                    .await
+                    .expect("list")
+                    .orders
+                    .into_iter()
+                    .map(|v| (v.order_no, v.status))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            list(7).await,
+            vec![(c, OrderStatus::Cancelled), (a, OrderStatus::Paid)]
+        );
+        assert_eq!(list(40).await, vec![(b, OrderStatus::Paid)]);
+    }
+}

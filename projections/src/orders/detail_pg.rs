@@ -15,7 +15,7 @@ use orderflow_infra::store::{Position, RecordedEvent};
 use super::columns::DetailColumns;
 use super::detail::{merchant_change, merchant_name, OrderDetailReader, ORDER_DETAIL};
 use super::page::{Cursor, Page};
-use super::{fold_orders, touched_orders, OrderView};
+use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
 use crate::pg::{apply_alone, doc_of, from_doc, load_checkpoints, to_doc, PgProjection};
@@ -63,7 +63,7 @@ impl PgProjection for PgOrderDetail {
         shard: Shard,
         events: &[&RecordedEvent],
     ) -> Result<Vec<RowChange>, ProjectionError> {
-        let touched = touched_orders(events);
+        let touched = stored_orders(events);
         let mut views: HashMap<String, OrderView> = HashMap::with_capacity(touched.len());
         if !touched.is_empty() {
             let load = tx

@@ -12,6 +12,7 @@
 //! transactions only, which already take turns on the shard's checkpoint rows.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
@@ -21,9 +22,11 @@ use orderflow_infra::store::{Position, RecordedEvent};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::{fold_stats, touched_orders, HourlyStats, StatsReader, MERCHANT_HOURLY};
+use super::{fold_stats, HourlyStats, StatsReader, MERCHANT_HOURLY};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::order_cache::OrderCache;
+use crate::orders::stored_orders;
 use crate::pg::{apply_alone, load_checkpoints, PgProjection};
 
 const COLUMNS: &str =
@@ -36,12 +39,19 @@ const SUMS: &str = "merchant_id, hour_ms, sum(orders)::bigint, sum(gmv_minor)::b
 #[derive(Clone)]
 pub struct PgMerchantHourly {
     pool: Pool,
+    /// Each recent order's merchant, learnt from the batches it folds: a later event of the
+    /// order finds it here rather than in `merchant_hourly_orders` (which a miss, or a
+    /// restart, still reads).
+    merchants: Arc<OrderCache<MerchantId>>,
 }
 
 impl PgMerchantHourly {
     /// The pool must point at a database migrated by `orderflow_infra::migrate`.
     pub fn new(pool: Pool) -> Self {
-        PgMerchantHourly { pool }
+        PgMerchantHourly {
+            pool,
+            merchants: Arc::new(OrderCache::new()),
+        }
     }
 }
 
@@ -92,36 +102,49 @@ impl PgProjection for PgMerchantHourly {
         shard: Shard,
         events: &[&RecordedEvent],
     ) -> Result<Vec<RowChange>, ProjectionError> {
-        let touched = touched_orders(events);
-        let mut merchants: HashMap<String, MerchantId> = HashMap::with_capacity(touched.len());
-        if !touched.is_empty() {
-            let rows = tx
-                .query(
+        // Orders submitted in the batch have no row yet (their merchant comes with them).
+        let stored = stored_orders(events);
+        let mut merchants: HashMap<String, MerchantId> = HashMap::with_capacity(stored.len());
+        let mut missed = Vec::new();
+        for (no, merchant) in self.merchants.get_all(shard, &stored) {
+            match merchant {
+                Some(m) => {
+                    merchants.insert(no.clone(), m);
+                }
+                None => missed.push(no.clone()),
+            }
+        }
+        if !missed.is_empty() {
+            let load = tx
+                .prepare_cached(
                     "SELECT order_no, merchant_id FROM merchant_hourly_orders
                      WHERE order_no = ANY($1)",
-                    &[&touched],
                 )
                 .await?;
-            for row in rows {
+            for row in tx.query(&load, &[&missed]).await? {
                 if let Ok(m) = MerchantId::new(row.get(1)) {
                     merchants.insert(row.get(0), m);
                 }
             }
         }
         let deltas = fold_stats(&mut merchants, events);
+        // An order's merchant never changes: true whether or not this transaction commits.
+        self.merchants
+            .put_all(shard, merchants.iter().map(|(no, m)| (no.as_str(), *m)));
         if !deltas.new_orders.is_empty() {
             let (nos, ids): (Vec<String>, Vec<i64>) = deltas
                 .new_orders
                 .iter()
                 .map(|(no, m)| (no.clone(), m.get()))
                 .unzip();
-            tx.execute(
-                "INSERT INTO merchant_hourly_orders (order_no, merchant_id)
-                 SELECT * FROM unnest($1::text[], $2::bigint[])
-                 ON CONFLICT (order_no) DO NOTHING",
-                &[&nos, &ids],
-            )
-            .await?;
+            let record = tx
+                .prepare_cached(
+                    "INSERT INTO merchant_hourly_orders (order_no, merchant_id)
+                     SELECT * FROM unnest($1::text[], $2::bigint[])
+                     ON CONFLICT (order_no) DO NOTHING",
+                )
+                .await?;
+            tx.execute(&record, &[&nos, &ids]).await?;
         }
         let add = tx
             .prepare_cached(&format!(
