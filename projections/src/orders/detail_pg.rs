@@ -18,7 +18,7 @@ use super::page::{Cursor, Page};
 use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{apply_alone, doc_of, from_doc, load_checkpoints, to_doc, PgProjection};
+use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection};
 
 #[derive(Clone)]
 pub struct PgOrderDetail {
@@ -70,7 +70,7 @@ impl PgProjection for PgOrderDetail {
                 .prepare_cached("SELECT order_no, doc FROM order_detail WHERE order_no = ANY($1)")
                 .await?;
             for row in tx.query(&load, &[&touched]).await? {
-                views.insert(row.get(0), from_doc(ORDER_DETAIL, row.get(1))?);
+                views.insert(row.get(0), doc_of(ORDER_DETAIL, &row, 1)?);
             }
         }
         // The rows that exist before the batch: their search text cannot have changed.
@@ -80,17 +80,19 @@ impl PgProjection for PgOrderDetail {
         let mut rows = DetailRows::with_capacity(changed.len());
         for (key, position) in changed {
             let view = &views[&key];
-            let doc = to_doc(ORDER_DETAIL, view)?;
-            rows.push(DetailColumns::of(view), doc.clone(), !stored.contains(&key));
+            rows.push(DetailColumns::of(view), !stored.contains(&key));
             changes.push(RowChange {
                 view: ORDER_DETAIL,
                 key,
                 shard,
                 position,
-                row: Some(doc),
+                row: Some(to_doc(ORDER_DETAIL, view)?),
             });
         }
         if !rows.order_no.is_empty() {
+            // The change messages' documents, borrowed: sent as they are, not copied.
+            let docs: Vec<&serde_json::Value> =
+                changes.iter().filter_map(|c| c.row.as_ref()).collect();
             // One statement for the whole batch (columns as arrays, unnested server-side):
             // PostgreSQL binds, plans and runs one INSERT instead of one per row.
             //
@@ -125,7 +127,7 @@ impl PgProjection for PgOrderDetail {
                     &rows.created,
                     &rows.updated,
                     &rows.version,
-                    &rows.doc,
+                    &docs,
                     &rows.search,
                 ],
             )
@@ -167,13 +169,12 @@ struct DetailRows {
     created: Vec<i64>,
     updated: Vec<i64>,
     version: Vec<i64>,
-    doc: Vec<serde_json::Value>,
     /// `None` for a row already stored: its vector stays.
     search: Vec<Option<String>>,
 }
 
 impl DetailRows {
-    fn push(&mut self, columns: DetailColumns, doc: serde_json::Value, new: bool) {
+    fn push(&mut self, columns: DetailColumns, new: bool) {
         self.order_no.push(columns.order_no);
         self.buyer.push(columns.buyer_id);
         self.merchant.push(columns.merchant_id);
@@ -181,7 +182,6 @@ impl DetailRows {
         self.created.push(columns.created_ms);
         self.updated.push(columns.updated_ms);
         self.version.push(columns.version);
-        self.doc.push(doc);
         self.search.push(new.then_some(columns.search_text));
     }
 
@@ -194,7 +194,6 @@ impl DetailRows {
             created: Vec::with_capacity(n),
             updated: Vec::with_capacity(n),
             version: Vec::with_capacity(n),
-            doc: Vec::with_capacity(n),
             search: Vec::with_capacity(n),
         }
     }

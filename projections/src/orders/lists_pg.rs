@@ -23,7 +23,7 @@ use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
 use crate::order_cache::OrderCache;
-use crate::pg::{apply_alone, doc_of, from_doc, load_checkpoints, to_doc, PgProjection};
+use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection};
 
 #[derive(Clone)]
 pub struct PgOrderList {
@@ -183,7 +183,7 @@ impl PgProjection for PgOrderList {
         }))
         .await?;
         for row in loaded.iter().flatten() {
-            views.insert(row.get(0), from_doc(name, row.get(1))?);
+            views.insert(row.get(0), doc_of(name, row, 1)?);
         }
         let changed = fold_orders(&mut views, events, name);
         if self.side == ListSide::Seller {
@@ -202,8 +202,7 @@ impl PgProjection for PgOrderList {
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
-        let (mut status, mut created, mut version, mut docs) = (
-            Vec::with_capacity(n),
+        let (mut status, mut created, mut version) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),
             Vec::with_capacity(n),
@@ -211,7 +210,6 @@ impl PgProjection for PgOrderList {
         let mut changes = Vec::with_capacity(n);
         for (key, position) in changed {
             let view = &views[&key];
-            let doc = to_doc(name, view)?;
             let columns = ListColumns::of(self.side, view);
             part.push(columns.part);
             owner_id.push(columns.owner_id);
@@ -219,16 +217,18 @@ impl PgProjection for PgOrderList {
             status.push(columns.status);
             created.push(columns.created_ms);
             version.push(columns.version);
-            docs.push(doc.clone());
             changes.push(RowChange {
                 view: name,
                 key,
                 shard,
                 position,
-                row: Some(doc),
+                row: Some(to_doc(name, view)?),
             });
         }
         if !order_no.is_empty() {
+            // The change messages' documents, borrowed: sent as they are, not copied.
+            let docs: Vec<&serde_json::Value> =
+                changes.iter().filter_map(|c| c.row.as_ref()).collect();
             // One statement for the whole batch (columns as arrays, unnested server-side).
             let upsert = tx
                 .prepare_cached(&format!(
