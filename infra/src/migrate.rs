@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0005_catalog_views.sql"),
     },
     Migration {
+        version: 6,
+        name: "merchant_hourly_shards",
+        sql: include_str!("../migrations/0006_merchant_hourly_shards.sql"),
+    },
+    Migration {
         version: 7,
         name: "stream_claims",
         sql: include_str!("../migrations/0007_stream_claims.sql"),

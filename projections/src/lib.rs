@@ -28,6 +28,7 @@ pub mod error;
 pub mod group;
 pub mod merchants;
 pub mod model;
+mod order_cache;
 pub mod orders;
 pub mod pg;
 pub mod projector;

@@ -302,8 +302,8 @@ impl PgProjection for Failing {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_one_member_fails_moves_nothing_and_is_applied_once_on_retry() {
-    // Given a group whose merchant_hourly member (applied last, after every other member has
-    // written its rows in the transaction) fails
+    // Given a group whose merchant_hourly member fails after writing its rows (the other
+    // members' writes are in the transaction too)
     let pair = Pair::start().await;
     let mut rng = Rng(0xfa11_0004);
     pair.feed(&mut rng, 0, 120).await;

@@ -2,9 +2,10 @@
 //!
 //! A batch is one transaction: lock the shard's checkpoint row, drop the events at or below
 //! it, load the views the rest touch in one query, fold them in memory, write each changed
-//! view once (one multi-row upsert), upsert merchant names, move the checkpoint, commit.
+//! view once (one multi-row upsert; the search vector of new orders only), upsert merchant
+//! names, move the checkpoint, commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
@@ -14,10 +15,10 @@ use orderflow_infra::store::{Position, RecordedEvent};
 use super::columns::DetailColumns;
 use super::detail::{merchant_change, merchant_name, OrderDetailReader, ORDER_DETAIL};
 use super::page::{Cursor, Page};
-use super::{fold_orders, touched_orders, OrderView};
+use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{apply_alone, doc_of, from_doc, load_checkpoints, to_doc, PgProjection};
+use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection};
 
 #[derive(Clone)]
 pub struct PgOrderDetail {
@@ -62,45 +63,58 @@ impl PgProjection for PgOrderDetail {
         shard: Shard,
         events: &[&RecordedEvent],
     ) -> Result<Vec<RowChange>, ProjectionError> {
-        let touched = touched_orders(events);
+        let touched = stored_orders(events);
         let mut views: HashMap<String, OrderView> = HashMap::with_capacity(touched.len());
         if !touched.is_empty() {
             let load = tx
                 .prepare_cached("SELECT order_no, doc FROM order_detail WHERE order_no = ANY($1)")
                 .await?;
             for row in tx.query(&load, &[&touched]).await? {
-                views.insert(row.get(0), from_doc(ORDER_DETAIL, row.get(1))?);
+                views.insert(row.get(0), doc_of(ORDER_DETAIL, &row, 1)?);
             }
         }
+        // The rows that exist before the batch: their search text cannot have changed.
+        let stored: HashSet<String> = views.keys().cloned().collect();
         let changed = fold_orders(&mut views, events, ORDER_DETAIL);
         let mut changes = Vec::with_capacity(changed.len());
         let mut rows = DetailRows::with_capacity(changed.len());
         for (key, position) in changed {
             let view = &views[&key];
-            let doc = to_doc(ORDER_DETAIL, view)?;
-            rows.push(DetailColumns::of(view), doc.clone());
+            rows.push(DetailColumns::of(view), !stored.contains(&key));
             changes.push(RowChange {
                 view: ORDER_DETAIL,
                 key,
                 shard,
                 position,
-                row: Some(doc),
+                row: Some(to_doc(ORDER_DETAIL, view)?),
             });
         }
         if !rows.order_no.is_empty() {
+            // The change messages' documents, borrowed: sent as they are, not copied.
+            let docs: Vec<&serde_json::Value> =
+                changes.iter().filter_map(|c| c.row.as_ref()).collect();
             // One statement for the whole batch (columns as arrays, unnested server-side):
             // PostgreSQL binds, plans and runs one INSERT instead of one per row.
+            //
+            // The search text (number, dishes, skus, address) comes with `OrderSubmitted`
+            // alone, so a stored row keeps its vector: the batch sends no text for it (NULL:
+            // `to_tsvector` is strict, so nothing is computed; the empty vector only passes
+            // the NOT NULL check, which PostgreSQL makes before it finds the conflict) and the
+            // update leaves `search` alone. Only new orders pay for `to_tsvector`. A row that
+            // was loaded is still there at the upsert: the shard's transactions take turns on
+            // its checkpoint rows.
             let upsert = tx
                 .prepare_cached(
                     "INSERT INTO order_detail (order_no, buyer_id, merchant_id, status, created_ms,
                                                updated_ms, version, doc, search)
-                     SELECT o, b, m, s, c, u, v, d, to_tsvector('simple', t)
+                     SELECT o, b, m, s, c, u, v, d,
+                            coalesce(to_tsvector('simple', t), ''::tsvector)
                      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[],
                                  $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[],
                                  $9::text[]) AS r(o, b, m, s, c, u, v, d, t)
                      ON CONFLICT (order_no) DO UPDATE SET
                         status = EXCLUDED.status, updated_ms = EXCLUDED.updated_ms,
-                        version = EXCLUDED.version, doc = EXCLUDED.doc, search = EXCLUDED.search",
+                        version = EXCLUDED.version, doc = EXCLUDED.doc",
                 )
                 .await?;
             tx.execute(
@@ -113,7 +127,7 @@ impl PgProjection for PgOrderDetail {
                     &rows.created,
                     &rows.updated,
                     &rows.version,
-                    &rows.doc,
+                    &docs,
                     &rows.search,
                 ],
             )
@@ -155,12 +169,12 @@ struct DetailRows {
     created: Vec<i64>,
     updated: Vec<i64>,
     version: Vec<i64>,
-    doc: Vec<serde_json::Value>,
-    search: Vec<String>,
+    /// `None` for a row already stored: its vector stays.
+    search: Vec<Option<String>>,
 }
 
 impl DetailRows {
-    fn push(&mut self, columns: DetailColumns, doc: serde_json::Value) {
+    fn push(&mut self, columns: DetailColumns, new: bool) {
         self.order_no.push(columns.order_no);
         self.buyer.push(columns.buyer_id);
         self.merchant.push(columns.merchant_id);
@@ -168,8 +182,7 @@ impl DetailRows {
         self.created.push(columns.created_ms);
         self.updated.push(columns.updated_ms);
         self.version.push(columns.version);
-        self.doc.push(doc);
-        self.search.push(columns.search_text);
+        self.search.push(new.then_some(columns.search_text));
     }
 
     fn with_capacity(n: usize) -> Self {
@@ -181,7 +194,6 @@ impl DetailRows {
             created: Vec::with_capacity(n),
             updated: Vec::with_capacity(n),
             version: Vec::with_capacity(n),
-            doc: Vec::with_capacity(n),
             search: Vec::with_capacity(n),
         }
     }

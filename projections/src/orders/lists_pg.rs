@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
+use futures::future::try_join_all;
 use orderflow_domain::order::OrderStatus;
 use orderflow_domain::{OrderNo, Shard, SHARD_COUNT};
 use orderflow_infra::store::{Position, RecordedEvent};
@@ -18,10 +19,11 @@ use tokio_postgres::types::ToSql;
 use super::columns::ListColumns;
 use super::lists::{ListSide, OrderListReader};
 use super::page::{Cursor, Owner, Page};
-use super::{fold_orders, touched_orders, OrderView};
+use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{apply_alone, doc_of, from_doc, load_checkpoints, to_doc, PgProjection};
+use crate::order_cache::OrderCache;
+use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection};
 
 #[derive(Clone)]
 pub struct PgOrderList {
@@ -38,6 +40,10 @@ pub struct PgOrderList {
     /// from 4 connections on the loaded 2-core machine: parent, generic plan 2,071/s; parent,
     /// custom plans 2,897/s; the partition by name, generic plan 4,420/s.
     lists: Arc<Vec<String>>,
+    /// Seller side: each recent order's partition (`merchant_id % 32`), learnt from the views
+    /// it folds, so a later batch of the order loads it from that partition table instead of
+    /// probing all 32 through the parent (see [`PgOrderList::load_tables`]).
+    parts: Arc<OrderCache<i16>>,
 }
 
 /// The index into [`PgOrderList::lists`] of a partition's query of a shape.
@@ -78,6 +84,7 @@ impl PgOrderList {
             side,
             pool,
             lists: Arc::new(lists),
+            parts: Arc::new(OrderCache::new()),
         }
     }
 
@@ -86,26 +93,42 @@ impl PgOrderList {
         self.side.name()
     }
 
-    /// Where a batch's touched orders are loaded from. A buyer's orders live in the
-    /// partition its order number names (`part` = buyer id % 32 = the number's last two
-    /// digits), so the buyer side reads that partition table alone (in practice one per
-    /// batch: the shard's). Through the parent, every load planned all 32 partitions (the
-    /// store's pool forces custom plans) and probed each one's `order_no` index: with the
-    /// seller side's, about 40% of PostgreSQL's CPU under the flash sale. The seller side
-    /// cannot know a merchant from a number, so it still reads through the parent.
-    fn load_tables(&self, touched: Vec<String>) -> Vec<(String, Vec<String>)> {
-        if touched.is_empty() {
+    /// Where a batch's orders with a stored row are loaded from: each partition table with
+    /// the orders in it. Through the parent, every load planned all 32 partitions (the
+    /// store's pool forces custom plans) and probed each one's `order_no` index: with both
+    /// sides loading so, about 40% of PostgreSQL's CPU under the flash sale.
+    ///
+    /// A buyer's orders live in the partition its order number names (`part` = buyer id % 32
+    /// = the number's last two digits): in practice one table per batch, the shard's. The
+    /// seller side cannot read a merchant from a number: it finds the partition of the
+    /// orders it has folded recently in [`PgOrderList::parts`], and looks for the others
+    /// (older than the cache holds, or before a restart) through the parent.
+    fn load_tables(&self, shard: Shard, orders: Vec<String>) -> Vec<(String, Vec<String>)> {
+        if orders.is_empty() {
             return Vec::new();
         }
-        if self.side == ListSide::Seller {
-            return vec![(self.table().to_owned(), touched)];
-        }
-        let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
-        for order_no in touched {
+        let parts: Vec<Option<i16>> = match self.side {
+            ListSide::Seller => self
+                .parts
+                .get_all(shard, &orders)
+                .into_iter()
+                .map(|(_, part)| part)
+                .collect(),
             // Not an order number (never written so): look through the parent.
-            let table = match OrderNo::parse(order_no.as_str()) {
-                Ok(no) => format!("{}_{:02}", self.table(), no.shard().index()),
-                Err(_) => self.table().to_owned(),
+            ListSide::Buyer => orders
+                .iter()
+                .map(|no| {
+                    OrderNo::parse(no.as_str())
+                        .ok()
+                        .map(|no| i16::from(no.shard().index()))
+                })
+                .collect(),
+        };
+        let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
+        for (order_no, part) in orders.into_iter().zip(parts) {
+            let table = match part {
+                Some(part) => format!("{}_{part:02}", self.table()),
+                None => self.table().to_owned(),
             };
             match by_table.iter_mut().find(|(t, _)| *t == table) {
                 Some((_, orders)) => orders.push(order_no),
@@ -148,24 +171,38 @@ impl PgProjection for PgOrderList {
         events: &[&RecordedEvent],
     ) -> Result<Vec<RowChange>, ProjectionError> {
         let name = self.name();
-        let touched = touched_orders(events);
-        let mut views: HashMap<String, OrderView> = HashMap::with_capacity(touched.len());
-        for (table, orders) in self.load_tables(touched) {
+        let stored = stored_orders(events);
+        let mut views: HashMap<String, OrderView> = HashMap::with_capacity(stored.len());
+        // The loads of several partitions (orders the cache missed, or a batch spanning
+        // owners) go out together, pipelined on the transaction's connection.
+        let loads = self.load_tables(shard, stored);
+        let loaded = try_join_all(loads.iter().map(|(table, orders)| async move {
             let load = format!("SELECT order_no, doc FROM {table} WHERE order_no = ANY($1)");
             let load = tx.prepare_cached(&load).await?;
-            for row in tx.query(&load, &[&orders]).await? {
-                views.insert(row.get(0), from_doc(name, row.get(1))?);
-            }
+            tx.query(&load, &[orders]).await
+        }))
+        .await?;
+        for row in loaded.iter().flatten() {
+            views.insert(row.get(0), doc_of(name, row, 1)?);
         }
         let changed = fold_orders(&mut views, events, name);
+        if self.side == ListSide::Seller {
+            // Every view folded here knows its merchant, which never changes: the partition
+            // of its next batch. (Remembered even if this transaction rolls back: still true.)
+            self.parts.put_all(
+                shard,
+                views
+                    .iter()
+                    .map(|(no, view)| (no.as_str(), self.side.owner(view).partition())),
+            );
+        }
         let n = changed.len();
         let (mut part, mut owner_id, mut order_no) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
-        let (mut status, mut created, mut version, mut docs) = (
-            Vec::with_capacity(n),
+        let (mut status, mut created, mut version) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),
             Vec::with_capacity(n),
@@ -173,7 +210,6 @@ impl PgProjection for PgOrderList {
         let mut changes = Vec::with_capacity(n);
         for (key, position) in changed {
             let view = &views[&key];
-            let doc = to_doc(name, view)?;
             let columns = ListColumns::of(self.side, view);
             part.push(columns.part);
             owner_id.push(columns.owner_id);
@@ -181,16 +217,18 @@ impl PgProjection for PgOrderList {
             status.push(columns.status);
             created.push(columns.created_ms);
             version.push(columns.version);
-            docs.push(doc.clone());
             changes.push(RowChange {
                 view: name,
                 key,
                 shard,
                 position,
-                row: Some(doc),
+                row: Some(to_doc(name, view)?),
             });
         }
         if !order_no.is_empty() {
+            // The change messages' documents, borrowed: sent as they are, not copied.
+            let docs: Vec<&serde_json::Value> =
+                changes.iter().filter_map(|c| c.row.as_ref()).collect();
             // One statement for the whole batch (columns as arrays, unnested server-side).
             let upsert = tx
                 .prepare_cached(&format!(

@@ -177,6 +177,10 @@ impl OrderView {
 
     /// Words a search should find this order by (its number, dish names, address); the
     /// merchant's name is joined in by the search itself, since it can change.
+    ///
+    /// Everything here comes with `OrderSubmitted` and never changes: `order_detail` in
+    /// PostgreSQL computes the search vector once, when the order's row is inserted, and
+    /// keeps it on every later update. Text from a later event would need that changed.
     pub fn search_text(&self) -> String {
         let mut text = String::from(self.order_no.as_str());
         for line in &self.lines {

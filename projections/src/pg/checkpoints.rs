@@ -68,8 +68,8 @@ fn sorted_names(projections: &[&str]) -> Vec<String> {
 /// The move is sent with the lock, before the batch's rows are written: the transaction
 /// commits rows and checkpoints together or neither, so where in it the rows move changes
 /// nothing, and sending it here saves a round trip and leaves the commit as the only
-/// statement after the last rows are written (`merchant_hourly`'s rows, which every shard's
-/// batches take turns on, stay locked the shortest time). A projection whose saved position
+/// statement after the last rows are written (a member sharing rows across shards would keep
+/// them locked the shortest time). A projection whose saved position
 /// is at or past `to` keeps it.
 ///
 /// Also makes the transaction's commit asynchronous (why: below).

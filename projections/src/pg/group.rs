@@ -19,8 +19,8 @@
 //! always locked in ascending `(name, shard)` order; no member writes a row before every
 //! member's checkpoint row is locked, so a rebuild holding one member's checkpoint rows (and
 //! then taking its tables for the swap) never waits for a group transaction that has touched
-//! that member's tables; and the only rows two shards write (`merchant_hourly`'s) are written
-//! sorted by key, by the one member that shares rows, at the end of the transaction.
+//! that member's tables; and rows two shards write (none today) would be written sorted by
+//! key, by a member that says it shares rows, at the end of the transaction.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -37,10 +37,10 @@ pub trait PgProjection: ProjectionModel {
     /// only moves the checkpoint.
     fn reads(&self) -> &'static [&'static str];
 
-    /// Whether two shards' batches can write one row of it (`merchant_hourly`: a merchant's
-    /// orders live on every shard). Such a model sorts its writes by key (docs/read-side.md,
-    /// "Lock order"), and a group applies it after the others, so that the row locks other
-    /// shards wait for are held for the end of the transaction only.
+    /// Whether two shards' batches can write one row of it (none today: `merchant_hourly`
+    /// did, before its hours became per-shard partials). Such a model sorts its writes by
+    /// key (docs/read-side.md, "Lock order"), and a group applies it after the others, so
+    /// that the row locks other shards wait for are held for the end of the transaction only.
     fn shares_rows(&self) -> bool {
         false
     }

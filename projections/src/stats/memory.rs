@@ -15,8 +15,9 @@ use crate::model::{BatchOutcome, ProjectionModel, RowChange};
 struct StatsState {
     checkpoints: HashMap<Shard, Position>,
     merchants: HashMap<String, MerchantId>,
-    /// By (merchant id, hour ms): a merchant's hours are one ordered range.
-    hours: BTreeMap<(i64, i64), HourlyStats>,
+    /// Each shard's partial, by (merchant id, hour ms, shard), as the PostgreSQL table keeps
+    /// them: a merchant's hours are one ordered range, an hour's partials adjacent.
+    hours: BTreeMap<(i64, i64, u8), HourlyStats>,
 }
 
 #[derive(Default)]
@@ -66,7 +67,7 @@ impl ProjectionModel for MemoryMerchantHourly {
         }
         let mut changes = Vec::with_capacity(deltas.hours.len());
         for (delta, position) in deltas.hours {
-            let key = (delta.merchant.get(), delta.hour.as_millis());
+            let key = (delta.merchant.get(), delta.hour.as_millis(), shard.index());
             let row = state
                 .hours
                 .entry(key)
@@ -74,7 +75,7 @@ impl ProjectionModel for MemoryMerchantHourly {
             row.add(&delta);
             changes.push(RowChange {
                 view: MERCHANT_HOURLY,
-                key: row.key(),
+                key: row.partial_key(shard),
                 shard,
                 position,
                 row: serde_json::to_value(*row).ok(),
@@ -94,12 +95,19 @@ impl StatsReader for MemoryMerchantHourly {
         to: Timestamp,
     ) -> Result<Vec<HourlyStats>, ProjectionError> {
         let id = merchant.get();
-        Ok(self
-            .lock()
+        let state = self.lock();
+        let mut sums: Vec<HourlyStats> = Vec::new();
+        for partial in state
             .hours
-            .range((id, from.as_millis())..(id, to.as_millis()))
-            .map(|(_, h)| *h)
-            .collect())
+            .range((id, from.as_millis(), 0)..(id, to.as_millis(), 0))
+            .map(|(_, h)| h)
+        {
+            match sums.last_mut() {
+                Some(sum) if sum.hour == partial.hour => sum.add(partial),
+                _ => sums.push(*partial),
+            }
+        }
+        Ok(sums)
     }
 }
 

@@ -4,7 +4,13 @@
 //!
 //! The contract has no RPC for it: it is read through [`StatsReader`] (the read app exposes
 //! it, `ReadApp::stats`), and analytics read the `merchant_hourly` table or follow its row
-//! changes on `{prefix}.views.merchant_hourly.{merchant_id}.{hour_ms}`.
+//! changes on `{prefix}.views.merchant_hourly.{merchant_id}.{hour_ms}.{shard}`.
+//!
+//! Each hour is stored as **partials, one per event-store shard** (the shard of the orders
+//! counted in it): a merchant's orders live on every shard, and one row per hour written by
+//! all 32 shard projectors was a hot row whose lock they queued on (a flash sale). An hour's
+//! figures are the sum of its partials: [`StatsReader::hours`] sums them, a row change
+//! carries the shard's partial after the change (keep the last one per key and sum).
 //!
 //! Later order events do not name the merchant, so the projection keeps each order's
 //! merchant (a small context row written at `OrderSubmitted`). The fold yields additive
@@ -18,7 +24,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use orderflow_domain::order::OrderEvent;
-use orderflow_domain::{DomainEvent, MerchantId, Timestamp};
+use orderflow_domain::{DomainEvent, MerchantId, Shard, Timestamp};
 use orderflow_infra::store::{Position, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
@@ -73,9 +79,15 @@ impl HourlyStats {
         self.compensation += delta.compensation;
     }
 
-    /// The key of its row changes: `{merchant_id}.{hour_ms}`.
+    /// The key of its hour: `{merchant_id}.{hour_ms}`.
     pub fn key(&self) -> String {
         format!("{}.{}", self.merchant, self.hour.as_millis())
+    }
+
+    /// The key of the row changes of `shard`'s partial of the hour:
+    /// `{merchant_id}.{hour_ms}.{shard}`.
+    pub fn partial_key(&self, shard: Shard) -> String {
+        format!("{}.{}", self.key(), shard.index())
     }
 }
 
@@ -167,8 +179,8 @@ pub(crate) fn fold_stats(
 /// Reads of the hourly statistics.
 #[async_trait]
 pub trait StatsReader: Send + Sync + 'static {
-    /// `merchant`'s hours starting in `[from, to)`, oldest first (hours with nothing
-    /// counted are absent).
+    /// `merchant`'s hours starting in `[from, to)`, oldest first, each the sum of its
+    /// shards' partials (hours with nothing counted are absent).
     async fn hours(
         &self,
         merchant: MerchantId,

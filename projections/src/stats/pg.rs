@@ -1,10 +1,18 @@
-//! The hourly statistics in PostgreSQL (migration 0005): `merchant_hourly` (one row per
-//! merchant and hour) and `merchant_hourly_orders` (each order's merchant). A batch is one
-//! transaction: lock the checkpoint, load the touched orders' merchants, fold into deltas,
-//! record the new orders, add each delta with an increment (`RETURNING` the row for its
+//! The hourly statistics in PostgreSQL (migrations 0005, 0006): `merchant_hourly` (one
+//! partial row per merchant, hour and shard; readers sum an hour's partials) and
+//! `merchant_hourly_orders` (each order's merchant). A batch is one transaction: lock the
+//! checkpoint, load the touched orders' merchants, fold into deltas, record the new orders,
+//! add each delta to the shard's partial with an increment (`RETURNING` the partial for its
 //! change message), move the checkpoint.
+//!
+//! Why partials: a merchant's orders live on every shard, and with one row per hour every
+//! shard's transaction upserted that row and waited on its lock until the transaction ahead
+//! committed (a flash sale: one merchant, one hour, 32 shards in a queue, and every other
+//! view of the group waiting with them). A partial is written by its own shard's
+//! transactions only, which already take turns on the shard's checkpoint rows.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
@@ -14,23 +22,36 @@ use orderflow_infra::store::{Position, RecordedEvent};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::{fold_stats, touched_orders, HourlyStats, StatsReader, MERCHANT_HOURLY};
+use super::{fold_stats, HourlyStats, StatsReader, MERCHANT_HOURLY};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::order_cache::OrderCache;
+use crate::orders::stored_orders;
 use crate::pg::{apply_alone, load_checkpoints, PgProjection};
 
 const COLUMNS: &str =
     "merchant_id, hour_ms, orders, gmv_minor, cancellations, late_deliveries, compensation_minor";
 
+/// The sums of an hour's partials, in [`COLUMNS`]' order.
+const SUMS: &str = "merchant_id, hour_ms, sum(orders)::bigint, sum(gmv_minor)::bigint,
+    sum(cancellations)::bigint, sum(late_deliveries)::bigint, sum(compensation_minor)::bigint";
+
 #[derive(Clone)]
 pub struct PgMerchantHourly {
     pool: Pool,
+    /// Each recent order's merchant, learnt from the batches it folds: a later event of the
+    /// order finds it here rather than in `merchant_hourly_orders` (which a miss, or a
+    /// restart, still reads).
+    merchants: Arc<OrderCache<MerchantId>>,
 }
 
 impl PgMerchantHourly {
     /// The pool must point at a database migrated by `orderflow_infra::migrate`.
     pub fn new(pool: Pool) -> Self {
-        PgMerchantHourly { pool }
+        PgMerchantHourly {
+            pool,
+            merchants: Arc::new(OrderCache::new()),
+        }
     }
 }
 
@@ -75,52 +96,61 @@ impl PgProjection for PgMerchantHourly {
         &["order"]
     }
 
-    /// Every shard holding a merchant's orders writes its merchant-hour rows.
-    fn shares_rows(&self) -> bool {
-        true
-    }
-
     async fn apply_in(
         &self,
         tx: &Transaction<'_>,
         shard: Shard,
         events: &[&RecordedEvent],
     ) -> Result<Vec<RowChange>, ProjectionError> {
-        let touched = touched_orders(events);
-        let mut merchants: HashMap<String, MerchantId> = HashMap::with_capacity(touched.len());
-        if !touched.is_empty() {
-            let rows = tx
-                .query(
+        // Orders submitted in the batch have no row yet (their merchant comes with them).
+        let stored = stored_orders(events);
+        let mut merchants: HashMap<String, MerchantId> = HashMap::with_capacity(stored.len());
+        let mut missed = Vec::new();
+        for (no, merchant) in self.merchants.get_all(shard, &stored) {
+            match merchant {
+                Some(m) => {
+                    merchants.insert(no.clone(), m);
+                }
+                None => missed.push(no.clone()),
+            }
+        }
+        if !missed.is_empty() {
+            let load = tx
+                .prepare_cached(
                     "SELECT order_no, merchant_id FROM merchant_hourly_orders
                      WHERE order_no = ANY($1)",
-                    &[&touched],
                 )
                 .await?;
-            for row in rows {
+            for row in tx.query(&load, &[&missed]).await? {
                 if let Ok(m) = MerchantId::new(row.get(1)) {
                     merchants.insert(row.get(0), m);
                 }
             }
         }
         let deltas = fold_stats(&mut merchants, events);
+        // An order's merchant never changes: true whether or not this transaction commits.
+        self.merchants
+            .put_all(shard, merchants.iter().map(|(no, m)| (no.as_str(), *m)));
         if !deltas.new_orders.is_empty() {
             let (nos, ids): (Vec<String>, Vec<i64>) = deltas
                 .new_orders
                 .iter()
                 .map(|(no, m)| (no.clone(), m.get()))
                 .unzip();
-            tx.execute(
-                "INSERT INTO merchant_hourly_orders (order_no, merchant_id)
-                 SELECT * FROM unnest($1::text[], $2::bigint[])
-                 ON CONFLICT (order_no) DO NOTHING",
-                &[&nos, &ids],
-            )
-            .await?;
+            let record = tx
+                .prepare_cached(
+                    "INSERT INTO merchant_hourly_orders (order_no, merchant_id)
+                     SELECT * FROM unnest($1::text[], $2::bigint[])
+                     ON CONFLICT (order_no) DO NOTHING",
+                )
+                .await?;
+            tx.execute(&record, &[&nos, &ids]).await?;
         }
         let add = tx
             .prepare_cached(&format!(
-                "INSERT INTO merchant_hourly ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (merchant_id, hour_ms) DO UPDATE SET
+                "INSERT INTO merchant_hourly (shard, {COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (merchant_id, hour_ms, shard) DO UPDATE SET
                     orders = merchant_hourly.orders + EXCLUDED.orders,
                     gmv_minor = merchant_hourly.gmv_minor + EXCLUDED.gmv_minor,
                     cancellations = merchant_hourly.cancellations + EXCLUDED.cancellations,
@@ -130,18 +160,17 @@ impl PgProjection for PgMerchantHourly {
                  RETURNING {COLUMNS}"
             ))
             .await?;
-        let mut values: Vec<(i64, i64, HourlyStats, Position)> = deltas
+        let shard_no = i16::from(shard.index());
+        let values: Vec<(i64, i64, HourlyStats, Position)> = deltas
             .hours
             .iter()
             .map(|(d, p)| (d.merchant.get(), d.hour.as_millis(), *d, *p))
             .collect();
-        // Shards apply concurrently and share merchant-hour rows: upserting them in one global
-        // order keeps two shards' transactions from locking the same rows crosswise (deadlock).
-        values.sort_by_key(|(m, h, _, _)| (*m, *h));
-        let params: Vec<[&(dyn ToSql + Sync); 7]> = values
+        let params: Vec<[&(dyn ToSql + Sync); 8]> = values
             .iter()
-            .map(|(m, h, d, _)| -> [&(dyn ToSql + Sync); 7] {
+            .map(|(m, h, d, _)| -> [&(dyn ToSql + Sync); 8] {
                 [
+                    &shard_no,
                     m,
                     h,
                     &d.orders,
@@ -152,15 +181,16 @@ impl PgProjection for PgMerchantHourly {
                 ]
             })
             .collect();
-        // Pipelined on the one connection: one round trip for the whole batch.
+        // Pipelined on the one connection: one round trip for the whole batch. The partials
+        // are the shard's own rows, so no order between shards is needed (docs/read-side.md,
+        // "Lock order").
         let rows = try_join_all(params.iter().map(|p| tx.query_one(&add, p))).await?;
         let mut changes = Vec::with_capacity(rows.len());
-        // The rows come back in the sorted order: each change takes its own row's position.
         for (row, (_, _, _, position)) in rows.iter().zip(&values) {
             let after = stats(row)?;
             changes.push(RowChange {
                 view: MERCHANT_HOURLY,
-                key: after.key(),
+                key: after.partial_key(shard),
                 shard,
                 position: *position,
                 row: serde_json::to_value(after).ok(),
@@ -182,8 +212,9 @@ impl StatsReader for PgMerchantHourly {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {COLUMNS} FROM merchant_hourly
+                    "SELECT {SUMS} FROM merchant_hourly
                      WHERE merchant_id = $1 AND hour_ms >= $2 AND hour_ms < $3
+                     GROUP BY merchant_id, hour_ms
                      ORDER BY hour_ms"
                 ),
                 &[&merchant.get(), &from.as_millis(), &to.as_millis()],

@@ -29,6 +29,7 @@ macro_rules! order_detail_suite {
             detail_checkpoints_move_per_shard_with_the_rows,
             detail_failed_order_keeps_its_reason,
             detail_search_matches_dishes_address_number_and_merchant_name,
+            detail_search_finds_an_order_after_its_status_changes,
             detail_search_pages_newest_first,
         );
     };
@@ -140,6 +141,7 @@ macro_rules! merchant_hourly_suite {
         $crate::merchant_hourly_suite!(@cases $factory;
             merchant_hourly_counts_each_event_in_its_hour,
             merchant_hourly_publishes_each_hour_it_changes,
+            merchant_hourly_sums_the_shards_of_an_hour,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

@@ -112,14 +112,72 @@ where
         .apply(no.shard(), &log.shard(no.shard()))
         .await
         .unwrap();
-    // Then one change for that hour, with both counted
+    // Then one change, of that shard's partial of the hour, with both counted
     assert_eq!(outcome.changes.len(), 1);
     let change = &outcome.changes[0];
     assert_eq!(change.view, MERCHANT_HOURLY);
-    assert_eq!(change.key, format!("7.{}", hour_of(at(0)).as_millis()));
+    assert_eq!(
+        change.key,
+        format!("7.{}.{}", hour_of(at(0)).as_millis(), no.shard().index())
+    );
     let row = change.row.as_ref().unwrap();
     assert_eq!(
         (row["orders"].as_i64(), row["gmv"].as_i64()),
         (Some(1), Some(5600))
     );
+}
+
+pub async fn merchant_hourly_sums_the_shards_of_an_hour<M>(model: Arc<M>)
+where
+    M: ProjectionModel + StatsReader,
+{
+    // Given merchant 7's orders in one hour from buyers of three shards (10, 11 and 10 again),
+    // two of them paid, one cancelled
+    let mut log = Log::new();
+    let nos = [order_no(0, 42), order_no(1, 43), order_no(2, 74)];
+    for (i, no) in nos.iter().enumerate() {
+        let buyer = [42, 43, 74][i];
+        log.order(no, submitted(no, buyer, 7, "Noodles", "1 Road", i as i64));
+    }
+    log.order(&nos[0], paid(10));
+    log.order(&nos[1], paid(11));
+    log.order(
+        &nos[2],
+        OrderCancelled {
+            cause: buyer_cancel(),
+            at: at(12),
+        },
+    );
+    assert_ne!(nos[0].shard(), nos[1].shard());
+    // When each shard is applied, the second one's twice (a redelivery counts nothing)
+    let mut changes = Vec::new();
+    for shard in [nos[0].shard(), nos[1].shard(), nos[1].shard()] {
+        let outcome = model.apply(shard, &log.shard(shard)).await.unwrap();
+        changes.extend(outcome.changes);
+    }
+    // Then the hour reads as one, its shards' partials summed
+    let hours = model
+        .hours(merchant(7), Timestamp::from_millis(0), at(10 * HOUR))
+        .await
+        .unwrap();
+    let summary: Vec<_> = hours
+        .iter()
+        .map(|h| (h.hour, h.orders, h.gmv, h.cancellations))
+        .collect();
+    assert_eq!(summary, vec![(hour_of(at(0)), 3, 2 * 5600, 1)]);
+    // And each shard published its own partial under its own key
+    let keys: Vec<&str> = changes.iter().map(|c| c.key.as_str()).collect();
+    let hour = hour_of(at(0)).as_millis();
+    assert_eq!(
+        keys,
+        vec![
+            format!("7.{hour}.{}", nos[0].shard().index()),
+            format!("7.{hour}.{}", nos[1].shard().index()),
+        ]
+    );
+    let orders: Vec<_> = changes
+        .iter()
+        .map(|c| c.row.as_ref().unwrap()["orders"].as_i64())
+        .collect();
+    assert_eq!(orders, vec![Some(2), Some(1)]);
 }

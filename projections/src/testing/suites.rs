@@ -187,6 +187,40 @@ where
     assert!(found("  ").await.is_empty());
 }
 
+pub async fn detail_search_finds_an_order_after_its_status_changes<M>(model: Arc<M>)
+where
+    M: ProjectionModel + OrderDetailReader,
+{
+    // Given an order projected at submission, then its later events in batches of their own
+    // (the stored row is updated; its search text came with the submission)
+    let mut log = Log::new();
+    let no = order_no(0, 42);
+    log.order(
+        &no,
+        submitted(&no, 42, 7, "Beef noodles", "88 Century Ave", 0),
+    );
+    log.apply_to(model.as_ref(), 10).await;
+    late_delivery(&mut log, &no, 3);
+    log.merchant(merchant(7), opened("Lanzhou Kitchen"));
+    log.apply_to(model.as_ref(), 1).await;
+    // Then every word of it still finds the order, showing its latest state
+    for text in ["beef noodles", "century", no.as_str(), "lanzhou noodles"] {
+        let page = model.search(text, None, 10).await.unwrap();
+        let found: Vec<_> = page
+            .orders
+            .iter()
+            .map(|v| (v.order_no.clone(), v.status))
+            .collect();
+        assert_eq!(found, vec![(no.clone(), OrderStatus::Closed)], "{text}");
+    }
+    assert!(model
+        .search("closed", None, 10)
+        .await
+        .unwrap()
+        .orders
+        .is_empty());
+}
+
 pub async fn detail_search_pages_newest_first<M>(model: Arc<M>)
 where
     M: ProjectionModel + OrderDetailReader,
