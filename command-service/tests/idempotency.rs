@@ -281,7 +281,8 @@ async fn a_submit_commits_its_claim_and_its_order_together() {
     let order_stream = orderflow_domain::StreamId::parse(format!("order-{order_no}")).unwrap();
     let submitted = store.read_stream(&order_stream, 1, 10).await.unwrap();
     assert_eq!((claimed.len(), submitted.len()), (1, 1));
-    assert_eq!(claimed[0].payload["order_no"], order_no.as_str());
+    let fields: serde_json::Value = claimed[0].payload.decode().unwrap();
+    assert_eq!(fields["order_no"], order_no.as_str());
     assert_eq!(claimed[0].shard, submitted[0].shard);
     assert_eq!(claimed[0].position.next(), submitted[0].position);
     assert_eq!(claimed[0].metadata.command_id.as_str(), command_id);

@@ -37,7 +37,8 @@ use orderflow_domain::order::{Order, OrderCommand, OrderLine, OrderState};
 use orderflow_domain::stream::ORDER_CLAIM_CATEGORY;
 use orderflow_domain::{BuyerId, Decider, OrderNo, StreamId, Timestamp};
 use orderflow_infra::store::{
-    AppendRequest, ConsistencyToken, EventStore, ExpectedVersion, NewEvent, StoreError,
+    AppendRequest, ConsistencyToken, EventPayload, EventStore, ExpectedVersion, NewEvent,
+    StoreError,
 };
 use orderflow_proto::convert::SubmitOrder;
 use orderflow_proto::v1 as pb;
@@ -195,7 +196,7 @@ fn reply(order_no: &OrderNo, consistency_token: String) -> pb::SubmitOrderReply 
 }
 
 fn claim_event(order_no: &OrderNo, at: Timestamp) -> Result<NewEvent, CommandError> {
-    let payload = serde_json::to_value(SubmitOrderClaimed {
+    let payload = EventPayload::encode(&SubmitOrderClaimed {
         order_no: order_no.clone(),
         at,
     })
@@ -272,7 +273,9 @@ async fn read_claim(
     let Some(event) = first.first() else {
         return Ok(None);
     };
-    let claimed: SubmitOrderClaimed = serde_json::from_value(event.payload.clone())
+    let claimed: SubmitOrderClaimed = event
+        .payload
+        .decode()
         .map_err(|e| CommandError::Corrupt(format!("{CLAIM_EVENT} at {stream}: {e}")))?;
     Ok(Some(claimed.order_no))
 }
