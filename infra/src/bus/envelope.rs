@@ -161,7 +161,7 @@ pub(crate) mod tests {
         );
         let received = BusMessage {
             subject: out.subject.clone(),
-            headers: out.wire_headers(),
+            headers: out.wire_headers().into(),
             payload: out.payload.clone(),
         };
         assert_eq!(received.header(headers::SHARD), Some("17"));
@@ -209,7 +209,7 @@ pub(crate) mod tests {
         v["shard"] = serde_json::json!(3);
         let msg = BusMessage {
             subject: out.subject,
-            headers: out.headers,
+            headers: out.headers.into(),
             payload: serde_json::to_vec(&v).unwrap().into(),
         };
         assert!(matches!(
@@ -218,11 +218,11 @@ pub(crate) mod tests {
         ));
         let garbage = BusMessage {
             subject: "x".into(),
-            headers: Headers::new(),
+            headers: MessageHeaders::new(),
             payload: "nope".into(),
         };
         assert!(matches!(decode_event(&garbage), Err(BusError::Decode(_))));
     }
 
-    use crate::bus::Headers;
+    use crate::bus::MessageHeaders;
 }

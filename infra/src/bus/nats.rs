@@ -9,8 +9,8 @@ use futures::{FutureExt, StreamExt};
 
 use super::{
     validate_consumer_name, validate_subject, AckKind, Acker, BusError, BusMessage, ConsumerConfig,
-    Delivery, DurableConsumer, EventBus, Headers, OutgoingMessage, PendingAck, PublishAck,
-    StreamKind, Subjects, TransientSubscription, MSG_ID_HEADER,
+    Delivery, DurableConsumer, EventBus, Headers, MessageHeaders, OutgoingMessage, PendingAck,
+    PublishAck, StreamKind, Subjects, TransientSubscription, MSG_ID_HEADER,
 };
 
 /// How the JetStream streams are created.
@@ -160,18 +160,6 @@ fn to_nats_headers(headers: &Headers) -> async_nats::HeaderMap {
     map
 }
 
-fn from_nats_headers(headers: Option<&async_nats::HeaderMap>) -> Headers {
-    let mut out = Headers::new();
-    if let Some(h) = headers {
-        for (name, values) in h.iter() {
-            if let Some(last) = values.last() {
-                out.insert(name.to_string(), last.as_str().to_owned());
-            }
-        }
-    }
-    out
-}
-
 #[async_trait]
 impl EventBus for NatsBus {
     fn subjects(&self) -> &Subjects {
@@ -277,7 +265,7 @@ impl EventBus for NatsBus {
             .map_err(|e| BusError::unavailable("subscribe", e))?;
         Ok(Box::pin(sub.map(|m| BusMessage {
             subject: m.subject.to_string(),
-            headers: from_nats_headers(m.headers.as_ref()),
+            headers: MessageHeaders::from_nats(m.headers),
             payload: m.payload,
         })))
     }
@@ -356,7 +344,8 @@ fn to_delivery(message: jetstream::Message) -> Result<Delivery, BusError> {
     let (message, acker) = message.split();
     let received = BusMessage {
         subject: message.subject.to_string(),
-        headers: from_nats_headers(message.headers.as_ref()),
+        // Kept as the client parsed them: most deliveries are skipped by two header values.
+        headers: MessageHeaders::from_nats(message.headers),
         payload: message.payload,
     };
     Ok(Delivery::new(
