@@ -152,10 +152,12 @@ impl NatsBus {
     }
 }
 
-fn to_nats_headers(headers: &Headers) -> async_nats::HeaderMap {
+/// Moves the headers into the client's map: the names and values become its own without a
+/// copy (this runs for every relayed event).
+fn into_nats_headers(headers: Headers) -> async_nats::HeaderMap {
     let mut map = async_nats::HeaderMap::new();
     for (k, v) in headers {
-        map.insert(k.as_str(), v.as_str());
+        map.insert(k, v);
     }
     map
 }
@@ -169,9 +171,9 @@ impl EventBus for NatsBus {
     async fn start_publish(&self, message: OutgoingMessage) -> Result<PendingAck, BusError> {
         validate_subject(&message.subject)?;
         // `wire_headers` without its copy of the map: this runs for every relayed event.
-        let mut headers = to_nats_headers(&message.headers);
-        if let Some(id) = &message.msg_id {
-            headers.insert(MSG_ID_HEADER, id.as_str());
+        let mut headers = into_nats_headers(message.headers);
+        if let Some(id) = message.msg_id {
+            headers.insert(MSG_ID_HEADER, id);
         }
         let publish = jetstream::context::Publish::build()
             .payload(message.payload)
@@ -241,7 +243,7 @@ impl EventBus for NatsBus {
 
     async fn publish_transient(&self, message: OutgoingMessage) -> Result<(), BusError> {
         validate_subject(&message.subject)?;
-        let headers = to_nats_headers(&message.wire_headers());
+        let headers = into_nats_headers(message.wire_headers());
         self.client
             .publish_with_headers(message.subject, headers, message.payload)
             .await
