@@ -293,12 +293,7 @@ impl Executor {
 
 /// A stored event back into the aggregate's event type (upcasting old versions).
 pub fn decode<A: Aggregate>(event: &RecordedEvent) -> Result<A::Event, CommandError> {
-    A::Event::decode(
-        &event.event_type,
-        event.event_version,
-        event.payload.clone(),
-    )
-    .map_err(|e| {
+    A::Event::decode(&event.event_type, event.event_version, &event.payload).map_err(|e| {
         CommandError::Corrupt(format!(
             "{} v{} at {}/{}: {e}",
             event.event_type, event.event_version, event.stream, event.stream_version

@@ -11,12 +11,14 @@
 //!
 //! let event: OrderEvent = OrderClosed { at: Timestamp::from_millis(5) }.into();
 //! let (event_type, version) = (event.event_type(), event.event_version());
-//! let payload = event.encode().unwrap(); // {"at": 5}
+//! let payload = event.encode().unwrap();
+//! assert_eq!(payload.get(), r#"{"at":5}"#);
 //! assert_eq!((event_type, version), ("OrderClosed", 1));
-//! assert_eq!(OrderEvent::decode(event_type, version, payload).unwrap(), event);
+//! assert_eq!(OrderEvent::decode(event_type, version, &payload).unwrap(), event);
 //! ```
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 /// An event of some aggregate, with the name and version it is stored under.
 pub trait DomainEvent: Serialize + Sized {
@@ -26,16 +28,17 @@ pub trait DomainEvent: Serialize + Sized {
     /// The version of the payload's shape, starting at 1.
     fn event_version(&self) -> u16;
 
-    /// The payload as stored; the type and version are not part of it.
-    fn encode(&self) -> Result<serde_json::Value, serde_json::Error> {
-        serde_json::to_value(self)
+    /// The payload as stored (JSON text); the type and version are not part of it.
+    fn encode(&self) -> Result<Box<RawValue>, serde_json::Error> {
+        serde_json::value::to_raw_value(self)
     }
 
-    /// Reads a stored payload back, upcasting older versions to the current shape.
+    /// Reads a stored payload (JSON text) back, upcasting older versions to the current
+    /// shape. Parsed straight into the event's struct, never into a `serde_json::Value`.
     fn decode(
         event_type: &str,
         event_version: u16,
-        payload: serde_json::Value,
+        payload: &RawValue,
     ) -> Result<Self, DecodeError>;
 }
 
@@ -90,12 +93,12 @@ macro_rules! domain_events {
             fn decode(
                 event_type: &str,
                 event_version: u16,
-                payload: serde_json::Value,
+                payload: &serde_json::value::RawValue,
             ) -> Result<Self, $crate::event::DecodeError> {
                 use $crate::event::DecodeError;
                 match event_type {
                     $(
-                        $type_name if event_version == $version => serde_json::from_value(payload)
+                        $type_name if event_version == $version => serde_json::from_str(payload.get())
                             .map(Self::$variant)
                             .map_err(|source| DecodeError::Payload {
                                 event_type: event_type.to_owned(),

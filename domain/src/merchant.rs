@@ -314,7 +314,7 @@ mod tests {
         for event in events {
             let payload = event.encode().unwrap();
             let back =
-                MerchantEvent::decode(event.event_type(), event.event_version(), payload).unwrap();
+                MerchantEvent::decode(event.event_type(), event.event_version(), &payload).unwrap();
             assert_eq!(back, event);
         }
     }

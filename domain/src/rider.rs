@@ -438,7 +438,7 @@ mod tests {
         for event in events {
             let payload = event.encode().unwrap();
             let back =
-                RiderEvent::decode(event.event_type(), event.event_version(), payload).unwrap();
+                RiderEvent::decode(event.event_type(), event.event_version(), &payload).unwrap();
             assert_eq!(back, event);
         }
     }

@@ -48,7 +48,8 @@ impl Entry {
             recorded_at: event.recorded_at.to_string(),
             who: format!("{}:{}", m.actor.role.as_str(), m.actor.subject),
             what: event.event_type.clone(),
-            details: details(&event.payload),
+            // Always JSON: a payload that would not parse shows as `null`.
+            details: details(&event.payload.decode().unwrap_or_default()),
             command_id: m.command_id.as_str().to_owned(),
             correlation_id: m.correlation_id.as_str().to_owned(),
             caused_by,

@@ -45,7 +45,7 @@ pub async fn read_log(store: &dyn EventStore) -> Result<Audit, StoreError> {
                 let (kind, version, payload) = (
                     recorded.event_type.as_str(),
                     recorded.event_version,
-                    recorded.payload.clone(),
+                    &recorded.payload,
                 );
                 match recorded.stream.category() {
                     "order" => match OrderEvent::decode(kind, version, payload) {

@@ -86,7 +86,7 @@ impl LogWatch {
         let event = match OrderEvent::decode(
             &recorded.event_type,
             recorded.event_version,
-            recorded.payload.clone(),
+            &recorded.payload,
         ) {
             Ok(e) => e,
             Err(e) => {

@@ -792,7 +792,7 @@ where
             D::Event::decode(
                 &recorded.event_type,
                 recorded.event_version,
-                recorded.payload,
+                &recorded.payload,
             )
             .with_context(|| format!("{stream} v{}", recorded.stream_version))?,
         );

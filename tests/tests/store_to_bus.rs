@@ -43,11 +43,8 @@ impl EventHandler for Seen {
     async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError> {
         // Decoding is part of the contract: what a consumer gets must read back as the
         // domain event that was decided.
-        let decoded = MerchantEvent::decode(
-            &event.event_type,
-            event.event_version,
-            event.payload.clone(),
-        )?;
+        let decoded =
+            MerchantEvent::decode(&event.event_type, event.event_version, &event.payload)?;
         self.positions
             .lock()
             .unwrap()

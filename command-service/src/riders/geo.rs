@@ -123,24 +123,18 @@ impl RiderGeoIndex {
             "rider" => {
                 let rider = RiderId::parse(event.stream.id())
                     .map_err(|e| RidersError::corrupt(event, e.to_string()))?;
-                let decoded = RiderEvent::decode(
-                    &event.event_type,
-                    event.event_version,
-                    event.payload.clone(),
-                )
-                .map_err(|e| RidersError::corrupt(event, e.to_string()))?;
+                let decoded =
+                    RiderEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(|e| RidersError::corrupt(event, e.to_string()))?;
                 self.apply_rider(rider, &decoded);
                 Ok(true)
             }
             "merchant" => {
                 let merchant = MerchantId::parse(event.stream.id())
                     .map_err(|e| RidersError::corrupt(event, e.to_string()))?;
-                let decoded = MerchantEvent::decode(
-                    &event.event_type,
-                    event.event_version,
-                    event.payload.clone(),
-                )
-                .map_err(|e| RidersError::corrupt(event, e.to_string()))?;
+                let decoded =
+                    MerchantEvent::decode(&event.event_type, event.event_version, &event.payload)
+                        .map_err(|e| RidersError::corrupt(event, e.to_string()))?;
                 self.apply_merchant(merchant, &decoded);
                 Ok(true)
             }

@@ -268,7 +268,9 @@ async fn read_claim(
     let Some(event) = first.first() else {
         return Ok(None);
     };
-    let claimed: SubmitOrderClaimed = serde_json::from_value(event.payload.clone())
+    let claimed: SubmitOrderClaimed = event
+        .payload
+        .decode()
         .map_err(|e| CommandError::Corrupt(format!("{CLAIM_EVENT} at {stream}: {e}")))?;
     Ok(Some(claimed.order_no))
 }

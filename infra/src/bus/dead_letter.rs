@@ -49,9 +49,9 @@ pub(super) fn dead_letter_message(
     let mut out = OutgoingMessage::new(subject, original.payload.clone())
         // Dead-lettering the same delivery twice (a crash before the ack) stores it once.
         .with_msg_id(format!("dlq:{consumer}:{stream_sequence}"));
-    for (k, v) in &original.headers {
+    for (k, v) in original.headers.iter() {
         if k != MSG_ID_HEADER && k != dlq_headers::REDRIVE {
-            out.headers.insert(k.clone(), v.clone());
+            out.headers.insert(k.to_owned(), v.to_owned());
         }
     }
     if let Some(id) = original.header(MSG_ID_HEADER) {
@@ -101,9 +101,9 @@ pub async fn redrive(bus: &dyn EventBus, consumer: &str, max: usize) -> Result<u
                 // A fresh id: the original one may still be inside the dedup window.
                 .with_msg_id(format!("redrive:{consumer}:{}", delivery.stream_sequence))
                 .with_header(dlq_headers::REDRIVE, consumer);
-            for (k, v) in &m.headers {
+            for (k, v) in m.headers.iter() {
                 if !k.starts_with("Orderflow-Dlq-") && k != MSG_ID_HEADER {
-                    out.headers.insert(k.clone(), v.clone());
+                    out.headers.insert(k.to_owned(), v.to_owned());
                 }
             }
             bus.publish(out).await?;

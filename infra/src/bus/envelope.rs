@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{BusError, BusMessage, OutgoingMessage, Subjects};
-use crate::store::{EventMetadata, Position, RecordedEvent};
+use crate::store::{EventMetadata, EventPayload, Position, RecordedEvent};
 
 /// The `envelope` field of every body this code writes.
 pub const ENVELOPE_VERSION: u16 = 1;
@@ -33,7 +33,8 @@ struct Envelope {
     stream_version: u64,
     shard: Shard,
     position: Position,
-    payload: serde_json::Value,
+    /// Kept as JSON text: the handler that wants the event parses it into its own type.
+    payload: EventPayload,
     metadata: EventMetadata,
     recorded_at: Timestamp,
 }
@@ -51,7 +52,8 @@ struct EnvelopeRef<'a> {
     stream_version: u64,
     shard: Shard,
     position: Position,
-    payload: &'a serde_json::Value,
+    /// Copied into the body as is, not re-serialized.
+    payload: &'a EventPayload,
     metadata: &'a EventMetadata,
     recorded_at: Timestamp,
 }
@@ -134,7 +136,8 @@ pub(crate) mod tests {
             event_id: Uuid::new_v4(),
             event_type: "OrderSubmitted".to_owned(),
             event_version: 2,
-            payload: serde_json::json!({"buyer_id": 42, "lines": [{"sku": "latte", "qty": 2}]}),
+            payload: serde_json::json!({"buyer_id": 42, "lines": [{"sku": "latte", "qty": 2}]})
+                .into(),
             metadata: EventMetadata {
                 command_id: CommandId::parse("cmd-1").unwrap(),
                 correlation_id: CorrelationId::parse("corr-1").unwrap(),
@@ -158,7 +161,7 @@ pub(crate) mod tests {
         );
         let received = BusMessage {
             subject: out.subject.clone(),
-            headers: out.wire_headers(),
+            headers: out.wire_headers().into(),
             payload: out.payload.clone(),
         };
         assert_eq!(received.header(headers::SHARD), Some("17"));
@@ -206,7 +209,7 @@ pub(crate) mod tests {
         v["shard"] = serde_json::json!(3);
         let msg = BusMessage {
             subject: out.subject,
-            headers: out.headers,
+            headers: out.headers.into(),
             payload: serde_json::to_vec(&v).unwrap().into(),
         };
         assert!(matches!(
@@ -215,11 +218,11 @@ pub(crate) mod tests {
         ));
         let garbage = BusMessage {
             subject: "x".into(),
-            headers: Headers::new(),
+            headers: MessageHeaders::new(),
             payload: "nope".into(),
         };
         assert!(matches!(decode_event(&garbage), Err(BusError::Decode(_))));
     }
 
-    use crate::bus::Headers;
+    use crate::bus::MessageHeaders;
 }

@@ -136,7 +136,7 @@ impl State {
                 };
             }
         }
-        let headers = message.wire_headers();
+        let headers = message.wire_headers().into();
         self.log.push(Stored {
             kind,
             message: BusMessage {
@@ -274,7 +274,7 @@ impl EventBus for InProcessBus {
     async fn publish_transient(&self, message: OutgoingMessage) -> Result<(), BusError> {
         validate_subject(&message.subject)?;
         let received = BusMessage {
-            headers: message.wire_headers(),
+            headers: message.wire_headers().into(),
             subject: message.subject,
             payload: message.payload,
         };

@@ -19,6 +19,7 @@ mod envelope;
 #[cfg(test)]
 pub(crate) use envelope::tests as envelope_tests;
 mod error;
+mod headers;
 mod memory;
 mod nats;
 mod ordered;
@@ -33,6 +34,7 @@ pub use checkpoint::{CheckpointStore, MemoryCheckpointStore, PgCheckpointStore};
 pub use dead_letter::{dlq_headers, redrive};
 pub use envelope::{decode_event, encode_event, headers as header_names, ENVELOPE_VERSION};
 pub use error::{BoxError, BusError, CheckpointError, ConsumerError};
+pub use headers::MessageHeaders;
 pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusConfig};
 pub use ordered::{
@@ -52,8 +54,9 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-/// Message headers. NATS allows several values per name; orderflow never needs more than
-/// one, and a sorted map keeps encodings deterministic.
+/// Message headers to send. NATS allows several values per name; orderflow never needs more
+/// than one, and a sorted map keeps encodings deterministic. Received ones are
+/// [`MessageHeaders`].
 pub type Headers = BTreeMap<String, String>;
 
 /// The header JetStream deduplicates on.
@@ -103,13 +106,13 @@ impl OutgoingMessage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BusMessage {
     pub subject: String,
-    pub headers: Headers,
+    pub headers: MessageHeaders,
     pub payload: Bytes,
 }
 
 impl BusMessage {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
+        self.headers.get(name)
     }
 }
 

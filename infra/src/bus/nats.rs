@@ -9,8 +9,8 @@ use futures::{FutureExt, StreamExt};
 
 use super::{
     validate_consumer_name, validate_subject, AckKind, Acker, BusError, BusMessage, ConsumerConfig,
-    Delivery, DurableConsumer, EventBus, Headers, OutgoingMessage, PendingAck, PublishAck,
-    StreamKind, Subjects, TransientSubscription, MSG_ID_HEADER,
+    Delivery, DurableConsumer, EventBus, Headers, MessageHeaders, OutgoingMessage, PendingAck,
+    PublishAck, StreamKind, Subjects, TransientSubscription, MSG_ID_HEADER,
 };
 
 /// How the JetStream streams are created.
@@ -152,24 +152,14 @@ impl NatsBus {
     }
 }
 
-fn to_nats_headers(headers: &Headers) -> async_nats::HeaderMap {
+/// Moves the headers into the client's map: the names and values become its own without a
+/// copy (this runs for every relayed event).
+fn into_nats_headers(headers: Headers) -> async_nats::HeaderMap {
     let mut map = async_nats::HeaderMap::new();
     for (k, v) in headers {
-        map.insert(k.as_str(), v.as_str());
+        map.insert(k, v);
     }
     map
-}
-
-fn from_nats_headers(headers: Option<&async_nats::HeaderMap>) -> Headers {
-    let mut out = Headers::new();
-    if let Some(h) = headers {
-        for (name, values) in h.iter() {
-            if let Some(last) = values.last() {
-                out.insert(name.to_string(), last.as_str().to_owned());
-            }
-        }
-    }
-    out
 }
 
 #[async_trait]
@@ -181,9 +171,9 @@ impl EventBus for NatsBus {
     async fn start_publish(&self, message: OutgoingMessage) -> Result<PendingAck, BusError> {
         validate_subject(&message.subject)?;
         // `wire_headers` without its copy of the map: this runs for every relayed event.
-        let mut headers = to_nats_headers(&message.headers);
-        if let Some(id) = &message.msg_id {
-            headers.insert(MSG_ID_HEADER, id.as_str());
+        let mut headers = into_nats_headers(message.headers);
+        if let Some(id) = message.msg_id {
+            headers.insert(MSG_ID_HEADER, id);
         }
         let publish = jetstream::context::Publish::build()
             .payload(message.payload)
@@ -253,7 +243,7 @@ impl EventBus for NatsBus {
 
     async fn publish_transient(&self, message: OutgoingMessage) -> Result<(), BusError> {
         validate_subject(&message.subject)?;
-        let headers = to_nats_headers(&message.wire_headers());
+        let headers = into_nats_headers(message.wire_headers());
         self.client
             .publish_with_headers(message.subject, headers, message.payload)
             .await
@@ -277,7 +267,7 @@ impl EventBus for NatsBus {
             .map_err(|e| BusError::unavailable("subscribe", e))?;
         Ok(Box::pin(sub.map(|m| BusMessage {
             subject: m.subject.to_string(),
-            headers: from_nats_headers(m.headers.as_ref()),
+            headers: MessageHeaders::from_nats(m.headers),
             payload: m.payload,
         })))
     }
@@ -356,7 +346,8 @@ fn to_delivery(message: jetstream::Message) -> Result<Delivery, BusError> {
     let (message, acker) = message.split();
     let received = BusMessage {
         subject: message.subject.to_string(),
-        headers: from_nats_headers(message.headers.as_ref()),
+        // Kept as the client parsed them: most deliveries are skipped by two header values.
+        headers: MessageHeaders::from_nats(message.headers),
         payload: message.payload,
     };
     Ok(Delivery::new(

@@ -99,7 +99,7 @@ mod tests {
         let out = encode_event(&subjects, &sample_event(stream, position)).unwrap();
         BusMessage {
             subject: out.subject.clone(),
-            headers: out.wire_headers(),
+            headers: out.wire_headers().into(),
             payload: out.payload,
         }
     }
@@ -133,10 +133,13 @@ mod tests {
             let mut message = good.clone();
             match value {
                 None => {
-                    message.headers.remove(name);
+                    message.headers.make_mut().remove(name);
                 }
                 Some(v) => {
-                    message.headers.insert(name.to_owned(), v.to_owned());
+                    message
+                        .headers
+                        .make_mut()
+                        .insert(name.to_owned(), v.to_owned());
                 }
             }
             assert_eq!(Route::of(&message), None, "{name} = {value:?}");

@@ -7,6 +7,7 @@
 mod error;
 mod follow;
 mod memory;
+mod payload;
 mod postgres;
 mod tail;
 mod token;
@@ -14,6 +15,7 @@ mod types;
 
 pub use error::StoreError;
 pub use memory::MemoryEventStore;
+pub use payload::EventPayload;
 pub use postgres::{PgEventStore, PgStoreConfig, ShardMap};
 pub use token::{ConsistencyToken, InvalidToken};
 pub use types::*;

@@ -6,7 +6,7 @@ use orderflow_domain::{Actor, Shard, StreamId, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{EventPayload, StoreError};
 
 /// A position in a shard's log. The first event of a shard is at 1; `Position::ZERO` means
 /// "before everything" and is where a new subscriber starts.
@@ -168,20 +168,20 @@ pub struct NewEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub event_version: u16,
-    pub payload: serde_json::Value,
+    pub payload: EventPayload,
 }
 
 impl NewEvent {
     pub fn new(
         event_type: impl Into<String>,
         event_version: u16,
-        payload: serde_json::Value,
+        payload: impl Into<EventPayload>,
     ) -> Self {
         NewEvent {
             event_id: Uuid::new_v4(),
             event_type: event_type.into(),
             event_version,
-            payload,
+            payload: payload.into(),
         }
     }
 }
@@ -220,7 +220,7 @@ pub struct RecordedEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub event_version: u16,
-    pub payload: serde_json::Value,
+    pub payload: EventPayload,
     pub metadata: EventMetadata,
     /// When the store committed it.
     pub recorded_at: Timestamp,
@@ -264,7 +264,7 @@ impl StoreLimits {
             if event.event_version == 0 || event.event_version > MAX_EVENT_VERSION {
                 return Err(StoreError::InvalidEventVersion { index });
             }
-            let bytes = json_len(&event.payload);
+            let bytes = event.payload.len();
             if bytes > self.max_payload_bytes {
                 return Err(StoreError::PayloadTooLarge {
                     index,
@@ -315,27 +315,6 @@ impl StoreLimits {
             self.check(request)?;
         }
         Ok(shard)
-    }
-}
-
-/// The length of a value's JSON text, counted without building it (the writer serializes
-/// the payload once, later; this is on every append's path).
-fn json_len(value: &serde_json::Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0,
-        // A Value always serializes; if it ever did not, refuse it as too large.
-        Err(_) => usize::MAX,
     }
 }
 

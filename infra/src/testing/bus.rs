@@ -455,7 +455,7 @@ fn order_event(position: u64, event_type: &str) -> RecordedEvent {
         event_id: uuid::Uuid::new_v4(),
         event_type: event_type.to_owned(),
         event_version: 1,
-        payload: serde_json::json!({ "n": position }),
+        payload: serde_json::json!({ "n": position }).into(),
         metadata: EventMetadata {
             command_id: CommandId::parse(format!("cmd-{position}")).expect("id"),
             correlation_id: CorrelationId::parse("corr").expect("id"),

@@ -312,7 +312,7 @@ pub async fn positions_and_versions_are_gap_free(store: Arc<dyn EventStore>) {
     assert_eq!(positions(&a_events), vec![1, 2, 3, 6]);
     let first = &a_events[0];
     assert_eq!(first.event_type, "conformance.happened");
-    assert_eq!(first.payload, json!({ "n": 0 }));
+    assert_eq!(first.payload, json!({ "n": 0 }).into());
     assert_eq!(first.metadata.actor, Actor::system("conformance"));
 
     let page = store
@@ -410,7 +410,7 @@ pub async fn bad_input_is_refused_and_nothing_written(store: Arc<dyn EventStore>
         Err(StoreError::TooManyEvents { .. })
     ));
     let mut too_big = request(&s, v(0), 2);
-    too_big.events[1].payload = json!({ "blob": "x".repeat(limits.max_payload_bytes) });
+    too_big.events[1].payload = json!({ "blob": "x".repeat(limits.max_payload_bytes) }).into();
     assert!(matches!(
         store.append(too_big).await,
         Err(StoreError::PayloadTooLarge { index: 1, .. })

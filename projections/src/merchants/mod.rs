@@ -219,7 +219,7 @@ pub(crate) fn fold_merchants(
         let event = match MerchantEvent::decode(
             &recorded.event_type,
             recorded.event_version,
-            recorded.payload.clone(),
+            &recorded.payload,
         ) {
             Ok(e) => e,
             Err(e) => {

@@ -46,11 +46,7 @@ pub(crate) fn merchant_name(event: &RecordedEvent) -> Option<(MerchantId, String
         return None;
     }
     let merchant = MerchantId::parse(event.stream.id()).ok()?;
-    match MerchantEvent::decode(
-        &event.event_type,
-        event.event_version,
-        event.payload.clone(),
-    ) {
+    match MerchantEvent::decode(&event.event_type, event.event_version, &event.payload) {
         Ok(MerchantEvent::Opened(e)) => Some((merchant, e.name.as_str().to_owned())),
         Ok(MerchantEvent::Renamed(e)) => Some((merchant, e.name.as_str().to_owned())),
         Ok(_) => None,

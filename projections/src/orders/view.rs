@@ -67,18 +67,14 @@ pub fn order_event(event: &RecordedEvent) -> Result<Option<OrderEvent>, ViewErro
     if event.stream.category() != orderflow_domain::stream::ORDER_CATEGORY {
         return Ok(None);
     }
-    OrderEvent::decode(
-        &event.event_type,
-        event.event_version,
-        event.payload.clone(),
-    )
-    .map(Some)
-    .map_err(|e| ViewError::Undecodable {
-        stream: event.stream.to_string(),
-        version: event.stream_version,
-        event_type: event.event_type.clone(),
-        reason: e.to_string(),
-    })
+    OrderEvent::decode(&event.event_type, event.event_version, &event.payload)
+        .map(Some)
+        .map_err(|e| ViewError::Undecodable {
+            stream: event.stream.to_string(),
+            version: event.stream_version,
+            event_type: event.event_type.clone(),
+            reason: e.to_string(),
+        })
 }
 
 impl OrderView {

@@ -246,7 +246,7 @@ pub(crate) fn fold_riders(
             let event = match RiderEvent::decode(
                 &recorded.event_type,
                 recorded.event_version,
-                recorded.payload.clone(),
+                &recorded.payload,
             ) {
                 Ok(e) => e,
                 Err(e) => {
@@ -271,7 +271,7 @@ pub(crate) fn fold_riders(
             let event = match OrderEvent::decode(
                 &recorded.event_type,
                 recorded.event_version,
-                recorded.payload.clone(),
+                &recorded.payload,
             ) {
                 Ok(e) => e,
                 Err(e) => {

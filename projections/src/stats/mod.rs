@@ -139,7 +139,7 @@ pub(crate) fn fold_stats(
         let event = match OrderEvent::decode(
             &recorded.event_type,
             recorded.event_version,
-            recorded.payload.clone(),
+            &recorded.payload,
         ) {
             Ok(e) => e,
             Err(e) => {

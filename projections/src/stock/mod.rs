@@ -167,17 +167,13 @@ pub fn sku_event(event: &RecordedEvent) -> Result<Option<SkuEvent>, StockFoldErr
     if event.stream.category() != SKU_CATEGORY {
         return Ok(None);
     }
-    SkuEvent::decode(
-        &event.event_type,
-        event.event_version,
-        event.payload.clone(),
-    )
-    .map(Some)
-    .map_err(|e| StockFoldError::Undecodable {
-        stream: event.stream.to_string(),
-        event_type: event.event_type.clone(),
-        reason: e.to_string(),
-    })
+    SkuEvent::decode(&event.event_type, event.event_version, &event.payload)
+        .map(Some)
+        .map_err(|e| StockFoldError::Undecodable {
+            stream: event.stream.to_string(),
+            event_type: event.event_type.clone(),
+            reason: e.to_string(),
+        })
 }
 
 /// The ledger row and reservation after one event (the `version`-th of the sku's stream).

@@ -56,7 +56,7 @@ impl Log {
             event_id: uuid_like(shard, *head),
             event_type: event.event_type().to_owned(),
             event_version: event.event_version(),
-            payload: event.encode().expect("events encode"),
+            payload: event.encode().expect("events encode").into(),
             metadata: EventMetadata {
                 command_id: CommandId::parse(format!("cmd-{}-{}", shard.index(), head))
                     .expect("command id"),

@@ -62,8 +62,11 @@ pub async fn wait_for(
                             true
                         }
                         "OrderFailed" => {
-                            let reason = event.payload["reason"].as_str().unwrap_or("?");
-                            *out.failed.entry(reason.to_owned()).or_default() += 1;
+                            let fields = event.payload.decode::<serde_json::Value>();
+                            let reason = fields.as_ref().ok().and_then(|f| f["reason"].as_str());
+                            *out.failed
+                                .entry(reason.unwrap_or("?").to_owned())
+                                .or_default() += 1;
                             true
                         }
                         _ => false,

@@ -161,7 +161,7 @@ fn record(
         event_id: uuid::Uuid::from_u64_pair(u64::from(shard.index()), position),
         event_type: event.event_type().to_owned(),
         event_version: event.event_version(),
-        payload: event.encode().expect("order events encode"),
+        payload: event.encode().expect("order events encode").into(),
         metadata: EventMetadata {
             command_id: CommandId::parse(format!("seed-{}-{position}", shard.index()))
                 .expect("command id"),

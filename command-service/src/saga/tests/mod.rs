@@ -305,8 +305,12 @@ impl World {
                         match e.event_type.as_str() {
                             "OrderCreated" => created += 1,
                             "OrderFailed" => {
-                                let reason = e.payload["reason"].as_str().unwrap_or("?");
-                                *failed.entry(reason.to_owned()).or_default() += 1;
+                                let reason = e.payload.decode::<serde_json::Value>().unwrap()
+                                    ["reason"]
+                                    .as_str()
+                                    .unwrap_or("?")
+                                    .to_owned();
+                                *failed.entry(reason).or_default() += 1;
                             }
                             _ => {}
                         }

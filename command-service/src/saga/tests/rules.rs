@@ -126,7 +126,11 @@ async fn a_refused_line_fails_the_order_with_its_reason_and_releases_the_rest() 
             .iter()
             .find(|e| e.stream == order.stream_id() && e.event_type == "OrderFailed")
             .unwrap();
-        assert_eq!(failed.payload["sku"].as_str(), failed_sku, "order {n}");
+        assert_eq!(
+            failed.payload.decode::<serde_json::Value>().unwrap()["sku"].as_str(),
+            failed_sku,
+            "order {n}"
+        );
         let latte = w.sku_state("latte").await;
         match latte.reservation(&order) {
             // Merchant closed: nothing was reserved at all.

@@ -1,16 +1,15 @@
 //! Between the store's types and the `events` table: the columns, the decoding of a row,
 //! and the column arrays a whole batch is inserted from with one `unnest`.
 
-use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Utc};
 use orderflow_domain::{Actor, Shard, StreamId, Timestamp};
-use postgres_types::{accepts, to_sql_checked, IsNull, ToSql, Type};
+use postgres_types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::store::{
-    AppendRequest, CausationId, CommandId, CorrelationId, EventMetadata, ExpectedVersion, Position,
-    RecordedEvent, StoreError,
+    AppendRequest, CausationId, CommandId, CorrelationId, EventMetadata, EventPayload,
+    ExpectedVersion, Position, RecordedEvent, StoreError,
 };
 
 /// The columns every read selects, in the order [`decode`] takes them.
@@ -26,39 +25,17 @@ pub(super) const INSERT_BATCH: &str = "INSERT INTO events (shard, position, stre
      $6::text[], $7::smallint[], $8::jsonb[], $9::text[], $10::integer[], $11::text[], \
      $12::text[], $13::text[], $14::text[], $15::timestamptz[])";
 
-/// A payload already serialized to JSON text, sent as `jsonb` without re-encoding.
-///
-/// The caller's task serializes it (in [`PendingAppend::encode`]), so the single writer task
-/// of a shard spends its time on the database, not on JSON.
-#[derive(Debug, Clone)]
-pub(super) struct RawJsonb(Vec<u8>);
-
-impl ToSql for RawJsonb {
-    fn to_sql(
-        &self,
-        _ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        // jsonb's binary format: a version byte (1), then the JSON text.
-        out.put_u8(1);
-        out.extend_from_slice(&self.0);
-        Ok(IsNull::No)
-    }
-
-    accepts!(JSONB);
-    to_sql_checked!();
-}
-
 /// One event of a queued append, ready for the insert.
 #[derive(Debug)]
 pub(super) struct PendingEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub event_version: i16,
-    pub payload: RawJsonb,
+    /// Sent as is: the JSON text is the `jsonb` parameter.
+    pub payload: EventPayload,
 }
 
-/// An append as the writer needs it: validated, its payloads serialized.
+/// An append as the writer needs it: validated, in the column types.
 #[derive(Debug)]
 pub(super) struct PendingAppend {
     pub stream: StreamId,
@@ -68,7 +45,7 @@ pub(super) struct PendingAppend {
 }
 
 impl PendingAppend {
-    /// Serializes the payloads; the request has passed `StoreLimits::check`.
+    /// The request has passed `StoreLimits::check`.
     pub fn encode(request: AppendRequest) -> Self {
         let events = request
             .events
@@ -78,9 +55,7 @@ impl PendingAppend {
                 event_type: e.event_type,
                 // The limits checked it is 1..=i16::MAX.
                 event_version: i16::try_from(e.event_version).unwrap_or(i16::MAX),
-                payload: RawJsonb(
-                    serde_json::to_vec(&e.payload).expect("a serde_json::Value always serializes"),
-                ),
+                payload: e.payload,
             })
             .collect();
         PendingAppend {
@@ -111,7 +86,7 @@ pub(super) struct BatchColumns<'a> {
     event_id: Vec<Uuid>,
     event_type: Vec<&'a str>,
     event_version: Vec<i16>,
-    payload: Vec<&'a RawJsonb>,
+    payload: Vec<&'a EventPayload>,
     command_id: Vec<&'a str>,
     command_events: Vec<Option<i32>>,
     correlation_id: Vec<&'a str>,
