@@ -87,6 +87,11 @@ pub const MAX_EVENT_VERSION: u16 = i16::MAX as u16;
 /// Longest event type name accepted.
 pub const MAX_EVENT_TYPE_LEN: usize = 100;
 
+/// What every id and key of the store must be: 1..=[`MAX_ID_LEN`] bytes, no control chars.
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control)
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
@@ -97,7 +102,7 @@ macro_rules! string_id {
         impl $name {
             pub fn parse(s: impl Into<String>) -> Result<Self, StoreError> {
                 let s = s.into();
-                if s.is_empty() || s.len() > MAX_ID_LEN || s.chars().any(char::is_control) {
+                if !valid_id(&s) {
                     return Err(StoreError::InvalidId { field: $field, len: s.len() });
                 }
                 Ok($name(s.into()))
@@ -333,7 +338,7 @@ pub struct ClaimKey {
 impl ClaimKey {
     pub fn parse(shard: Shard, key: impl Into<String>) -> Result<Self, StoreError> {
         let key = key.into();
-        if key.is_empty() || key.len() > MAX_ID_LEN || key.chars().any(char::is_control) {
+        if !valid_id(&key) {
             return Err(StoreError::InvalidId {
                 field: "claim_key",
                 len: key.len(),

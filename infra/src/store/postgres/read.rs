@@ -1,7 +1,7 @@
 //! Reads: a stream, a shard's log, a shard's head. Each is one prepared statement on a
 //! pooled connection, scoped to one shard and so to one database.
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Client, Pool};
 use orderflow_domain::{Shard, StreamId};
 
 use super::codec::{decode, SELECT_COLUMNS};
@@ -79,6 +79,14 @@ pub(super) async fn head(pool: &Pool, shard: Shard) -> Result<Position, StoreErr
 /// The stream a claim points to (`EventStore::claimed`).
 pub(super) async fn claimed(pool: &Pool, claim: &ClaimKey) -> Result<Option<StreamId>, StoreError> {
     let client = pool.get().await.map_err(unavailable)?;
+    claimed_on(&client, claim).await
+}
+
+/// As [`claimed`], on a connection the caller holds (the writer explaining a refusal).
+pub(super) async fn claimed_on(
+    client: &Client,
+    claim: &ClaimKey,
+) -> Result<Option<StreamId>, StoreError> {
     let statement = client
         .prepare_cached("SELECT stream_id FROM stream_claims WHERE shard = $1 AND claim_key = $2")
         .await

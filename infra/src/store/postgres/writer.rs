@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use deadpool_postgres::{Object, Pool};
-use orderflow_domain::{Shard, StreamId};
+use orderflow_domain::Shard;
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -210,19 +210,11 @@ impl Writer {
         if db.constraint() == Some("stream_claims_pkey") {
             // Only possible if a claim was written without its shard's head lock.
             if let (Some(claim), Some(client)) = (&job.claim, &self.client) {
-                let row = client
-                    .query_opt(
-                        "SELECT stream_id FROM stream_claims WHERE shard = $1 AND claim_key = $2",
-                        &[&i16::from(claim.shard().index()), &claim.as_str()],
-                    )
-                    .await;
-                if let Ok(Some(row)) = row {
-                    if let Ok(stream) = StreamId::parse(row.get::<_, &str>(0)) {
-                        return StoreError::AlreadyClaimed {
-                            key: claim.as_str().to_owned(),
-                            stream,
-                        };
-                    }
+                if let Ok(Some(stream)) = super::read::claimed_on(client, claim).await {
+                    return StoreError::AlreadyClaimed {
+                        key: claim.as_str().to_owned(),
+                        stream,
+                    };
                 }
             }
             return StoreError::Unavailable(format!("database refused the claim: {db}"));
