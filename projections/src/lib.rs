@@ -44,5 +44,5 @@ pub use applied::{Applied, Behind};
 pub use error::ProjectionError;
 pub use group::{ProjectionGroup, Sequential};
 pub use model::{BatchOutcome, ProjectionModel, RowChange};
-pub use pg::{PgProjection, PgProjectionGroup};
+pub use pg::{PgProjection, PgProjectionGroup, ShardEvents};
 pub use projector::{ProjectionHandle, Projector, ProjectorConfig, ProjectorStats};

@@ -27,7 +27,7 @@ use orderflow_projections::stats::{PgMerchantHourly, MERCHANT_HOURLY};
 use orderflow_projections::stock::PgStockLedger;
 use orderflow_projections::{
     BatchOutcome, PgProjection, PgProjectionGroup, ProjectionError, ProjectionGroup,
-    ProjectionHandle, ProjectionModel, Projector, ProjectorConfig, RowChange,
+    ProjectionHandle, ProjectionModel, Projector, ProjectorConfig, RowChange, ShardEvents,
 };
 use support::{append, checkpoints, rows, workload, Rng};
 use tokio_util::sync::CancellationToken;
@@ -285,10 +285,9 @@ impl PgProjection for Failing {
     async fn apply_in(
         &self,
         tx: &Transaction<'_>,
-        shard: Shard,
-        events: &[&RecordedEvent],
+        batch: &[ShardEvents<'_>],
     ) -> Result<Vec<RowChange>, ProjectionError> {
-        let changes = self.inner.apply_in(tx, shard, events).await?;
+        let changes = self.inner.apply_in(tx, batch).await?;
         if self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -354,13 +353,16 @@ async fn a_batch_one_member_fails_moves_nothing_and_is_applied_once_on_retry() {
     }
 
     // And a projector of the group, started afresh and failing a few more times, retries
-    // until every batch commits: the same rows as the separate projectors, none twice
+    // until every batch commits: the same rows as the separate projectors, none twice. (A
+    // failure of shards applied together is retried shard by shard inside the group, so the
+    // projector sees at most as many failures as were injected.)
     failing.failures.store(3, Ordering::SeqCst);
     let projector = Projector::group(group, pair.store.clone(), None, config(50));
     let (stop, task) = run(&projector);
     pair.feed(&mut rng, 1, 40).await;
     pair.settle(projector.projections()).await;
-    assert_eq!(projector.stats().apply_failures.load(Ordering::Relaxed), 3);
+    assert_eq!(failing.failures.load(Ordering::SeqCst), 0, "every failure was hit");
+    assert!(projector.stats().apply_failures.load(Ordering::Relaxed) <= 3);
     pair.assert_same().await;
     stop.cancel();
     task.await.expect("stopped");

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection};
+use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection, ShardEvents};
 
 #[derive(Clone)]
 pub struct PgMerchantCatalog {
@@ -59,10 +59,10 @@ impl PgProjection for PgMerchantCatalog {
     async fn apply_in(
         &self,
         tx: &Transaction<'_>,
-        shard: Shard,
-        events: &[&RecordedEvent],
+        batch: &[ShardEvents<'_>],
     ) -> Result<Vec<RowChange>, ProjectionError> {
-        let touched = touched_merchants(events);
+        let all: Vec<&RecordedEvent> = ShardEvents::all(batch).collect();
+        let touched = touched_merchants(&all);
         let mut rows: HashMap<i64, MerchantRow> = HashMap::with_capacity(touched.len());
         if !touched.is_empty() {
             let loaded = tx
@@ -75,7 +75,12 @@ impl PgProjection for PgMerchantCatalog {
                 rows.insert(row.get(0), from_doc(MERCHANT_CATALOG, row.get(1))?);
             }
         }
-        let changed = fold_merchants(&mut rows, events);
+        // A merchant's events are all in its own shard: each row is folded and written once.
+        let mut changed = Vec::new();
+        for part in batch {
+            let folded = fold_merchants(&mut rows, &part.events);
+            changed.extend(folded.into_iter().map(|(id, p)| (id, part.shard, p)));
+        }
         let upsert = tx
             .prepare_cached(
                 "INSERT INTO merchant_catalog (merchant_id, lat, lng, open, version, doc)
@@ -87,7 +92,7 @@ impl PgProjection for PgMerchantCatalog {
             .await?;
         let mut stored = Vec::with_capacity(changed.len());
         let mut changes = Vec::with_capacity(changed.len());
-        for (id, position) in changed {
+        for (id, shard, position) in changed {
             let row = &rows[&id];
             let doc = to_doc(MERCHANT_CATALOG, row)?;
             stored.push((

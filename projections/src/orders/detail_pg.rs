@@ -1,9 +1,9 @@
 //! `order_detail` in PostgreSQL (tables of migration 0004).
 //!
-//! A batch is one transaction: lock the shard's checkpoint row, drop the events at or below
-//! it, load the views the rest touch in one query, fold them in memory, write each changed
-//! view once (one multi-row upsert; the search vector of new orders only), upsert merchant
-//! names, move the checkpoint, commit.
+//! A batch (one or more shards' events) is one transaction: lock the shards' checkpoint
+//! rows, drop the events at or below them, load the views the rest touch in one query, fold
+//! them in memory, write each changed view once (one multi-row upsert; the search vector of
+//! new orders only), upsert merchant names, move the checkpoints, commit.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +18,7 @@ use super::page::{Cursor, Page};
 use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection};
+use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection, ShardEvents};
 
 #[derive(Clone)]
 pub struct PgOrderDetail {
@@ -60,10 +60,12 @@ impl PgProjection for PgOrderDetail {
     async fn apply_in(
         &self,
         tx: &Transaction<'_>,
-        shard: Shard,
-        events: &[&RecordedEvent],
+        batch: &[ShardEvents<'_>],
     ) -> Result<Vec<RowChange>, ProjectionError> {
-        let touched = stored_orders(events);
+        let touched: Vec<String> = batch
+            .iter()
+            .flat_map(|part| stored_orders(&part.events))
+            .collect();
         let mut views: HashMap<String, OrderView> = HashMap::with_capacity(touched.len());
         if !touched.is_empty() {
             let load = tx
@@ -75,10 +77,15 @@ impl PgProjection for PgOrderDetail {
         }
         // The rows that exist before the batch: their search text cannot have changed.
         let stored: HashSet<String> = views.keys().cloned().collect();
-        let changed = fold_orders(&mut views, events, ORDER_DETAIL);
+        // An order's events are all in its own shard: each order is folded (and written) once.
+        let mut changed = Vec::new();
+        for part in batch {
+            let folded = fold_orders(&mut views, &part.events, ORDER_DETAIL);
+            changed.extend(folded.into_iter().map(|(key, p)| (key, part.shard, p)));
+        }
         let mut changes = Vec::with_capacity(changed.len());
         let mut rows = DetailRows::with_capacity(changed.len());
-        for (key, position) in changed {
+        for (key, shard, position) in changed {
             let view = &views[&key];
             rows.push(DetailColumns::of(view), !stored.contains(&key));
             changes.push(RowChange {
@@ -137,9 +144,14 @@ impl PgProjection for PgOrderDetail {
         // Merchant names: the last name of each merchant in the batch, in one statement (an
         // upsert may not touch one row twice); every rename is still a change.
         let mut names: Vec<(i64, String)> = Vec::new();
-        for event in events {
+        for event in ShardEvents::all(batch) {
             if let Some((merchant, name)) = merchant_name(event) {
-                changes.push(merchant_change(shard, event.position, merchant, &name));
+                changes.push(merchant_change(
+                    event.shard,
+                    event.position,
+                    merchant,
+                    &name,
+                ));
                 match names.iter_mut().find(|(m, _)| *m == merchant.get()) {
                     Some(entry) => entry.1 = name,
                     None => names.push((merchant.get(), name)),

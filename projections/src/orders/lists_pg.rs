@@ -23,7 +23,7 @@ use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
 use crate::order_cache::OrderCache;
-use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection};
+use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection, ShardEvents};
 
 #[derive(Clone)]
 pub struct PgOrderList {
@@ -167,15 +167,23 @@ impl PgProjection for PgOrderList {
     async fn apply_in(
         &self,
         tx: &Transaction<'_>,
-        shard: Shard,
-        events: &[&RecordedEvent],
+        batch: &[ShardEvents<'_>],
     ) -> Result<Vec<RowChange>, ProjectionError> {
         let name = self.name();
-        let stored = stored_orders(events);
-        let mut views: HashMap<String, OrderView> = HashMap::with_capacity(stored.len());
+        // Each shard's stored orders, looked up in its own cache, then every table's orders
+        // in one load.
+        let mut loads: Vec<(String, Vec<String>)> = Vec::new();
+        for part in batch {
+            for (table, orders) in self.load_tables(part.shard, stored_orders(&part.events)) {
+                match loads.iter_mut().find(|(t, _)| *t == table) {
+                    Some((_, all)) => all.extend(orders),
+                    None => loads.push((table, orders)),
+                }
+            }
+        }
+        let mut views: HashMap<String, OrderView> = HashMap::new();
         // The loads of several partitions (orders the cache missed, or a batch spanning
         // owners) go out together, pipelined on the transaction's connection.
-        let loads = self.load_tables(shard, stored);
         let loaded = try_join_all(loads.iter().map(|(table, orders)| async move {
             let load = format!("SELECT order_no, doc FROM {table} WHERE order_no = ANY($1)");
             let load = tx.prepare_cached(&load).await?;
@@ -185,16 +193,23 @@ impl PgProjection for PgOrderList {
         for row in loaded.iter().flatten() {
             views.insert(row.get(0), doc_of(name, row, 1)?);
         }
-        let changed = fold_orders(&mut views, events, name);
-        if self.side == ListSide::Seller {
-            // Every view folded here knows its merchant, which never changes: the partition
-            // of its next batch. (Remembered even if this transaction rolls back: still true.)
-            self.parts.put_all(
-                shard,
-                views
-                    .iter()
-                    .map(|(no, view)| (no.as_str(), self.side.owner(view).partition())),
-            );
+        // An order's events are all in its own shard: each order is folded (and written) once.
+        let mut changed = Vec::new();
+        for part in batch {
+            let folded = fold_orders(&mut views, &part.events, name);
+            if self.side == ListSide::Seller {
+                // Every view folded here knows its merchant, which never changes: the
+                // partition of its next batch. (Remembered even if this transaction rolls
+                // back: still true.)
+                self.parts.put_all(
+                    part.shard,
+                    folded
+                        .iter()
+                        .filter_map(|(no, _)| views.get(no).map(|view| (no.as_str(), view)))
+                        .map(|(no, view)| (no, self.side.owner(view).partition())),
+                );
+            }
+            changed.extend(folded.into_iter().map(|(key, p)| (key, part.shard, p)));
         }
         let n = changed.len();
         let (mut part, mut owner_id, mut order_no) = (
@@ -208,7 +223,7 @@ impl PgProjection for PgOrderList {
             Vec::with_capacity(n),
         );
         let mut changes = Vec::with_capacity(n);
-        for (key, position) in changed {
+        for (key, shard, position) in changed {
             let view = &views[&key];
             let columns = ListColumns::of(self.side, view);
             part.push(columns.part);

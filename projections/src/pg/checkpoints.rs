@@ -57,51 +57,59 @@ fn sorted_names(projections: &[&str]) -> Vec<String> {
     names
 }
 
-/// Locks the shard's checkpoint rows of `projections` for this transaction (creating those
-/// that do not exist yet), returns their positions before the batch in the order of
-/// `projections`, and moves each to `to` (never back: `GREATEST`), all in one round trip.
+/// Locks the checkpoint rows of `projections` for the shards of `moves` in this transaction
+/// (creating those that do not exist yet), returns their positions before the batch (per
+/// entry of `moves`, in the order of `projections`), and moves each to its shard's position
+/// in `moves` (never back: `GREATEST`), all in one round trip. `moves` names each shard once.
 ///
 /// Two projectors of one model (a zombie and its replacement, a group and a rebuild's hold)
 /// take turns on the row locks, and the second sees what the first committed, so it skips
-/// those events. The rows are locked sorted by name (the module's lock order).
+/// those events. The rows are locked sorted by name, then shard (the module's lock order).
 ///
 /// The move is sent with the lock, before the batch's rows are written: the transaction
 /// commits rows and checkpoints together or neither, so where in it the rows move changes
 /// nothing, and sending it here saves a round trip and leaves the commit as the only
 /// statement after the last rows are written (a member sharing rows across shards would keep
 /// them locked the shortest time). A projection whose saved position
-/// is at or past `to` keeps it.
+/// is at or past the move keeps it.
 ///
 /// Also makes the transaction's commit asynchronous (why: below).
 pub async fn lock_checkpoints(
     tx: &Transaction<'_>,
     projections: &[&str],
-    shard: Shard,
-    to: Position,
-) -> Result<Vec<Position>, ProjectionError> {
+    moves: &[(Shard, Position)],
+) -> Result<Vec<Vec<Position>>, ProjectionError> {
     let names = sorted_names(projections);
-    let shard_no = i16::from(shard.index());
-    let to = i64::try_from(to.get()).unwrap_or(i64::MAX);
+    let shards: Vec<i16> = moves.iter().map(|(s, _)| i16::from(s.index())).collect();
+    let to: Vec<i64> = moves
+        .iter()
+        .map(|(_, p)| i64::try_from(p.get()).unwrap_or(i64::MAX))
+        .collect();
     // Prepared once per connection, and all sent together (pipelined): one round trip per
     // batch instead of a parse and an execute for each.
     let (insert, select, update) = futures::try_join!(
+        // Missing rows are created in the lock order too.
         tx.prepare_cached(
             "INSERT INTO checkpoints (name, shard, position)
-             SELECT n, $2, 0 FROM unnest($1::text[]) AS n
+             SELECT n, s, 0 FROM unnest($1::text[]) AS n, unnest($2::smallint[]) AS s
+             ORDER BY n COLLATE \"C\", s
              ON CONFLICT (name, shard) DO NOTHING",
         ),
         // The sort sits below the row locks in the plan, so the rows are locked in this order.
         tx.prepare_cached(
-            "SELECT name, position FROM checkpoints WHERE name = ANY($1) AND shard = $2
-             ORDER BY name COLLATE \"C\" FOR UPDATE"
+            "SELECT name, shard, position FROM checkpoints
+             WHERE name = ANY($1) AND shard = ANY($2::smallint[])
+             ORDER BY name COLLATE \"C\", shard FOR UPDATE"
         ),
         tx.prepare_cached(
-            "UPDATE checkpoints SET position = GREATEST(position, $3), updated_at = now()
-             WHERE name = ANY($1) AND shard = $2"
+            "UPDATE checkpoints c SET position = GREATEST(c.position, m.position),
+                                      updated_at = now()
+             FROM unnest($2::smallint[], $3::bigint[]) AS m(shard, position)
+             WHERE c.name = ANY($1) AND c.shard = m.shard"
         ),
     )?;
-    let params: [&(dyn ToSql + Sync); 2] = [&names, &shard_no];
-    let moved: [&(dyn ToSql + Sync); 3] = [&names, &shard_no, &to];
+    let params: [&(dyn ToSql + Sync); 2] = [&names, &shards];
+    let moved: [&(dyn ToSql + Sync); 3] = [&names, &shards, &to];
     // The batch's commit does not wait for the WAL flush: a read model is rebuilt from the
     // log, and its rows and checkpoint are lost (or kept) together, so a commit lost to a
     // database crash only means those events are projected again. Visibility is unchanged:
@@ -113,18 +121,24 @@ pub async fn lock_checkpoints(
         tx.query(&select, &params),
         tx.execute(&update, &moved),
     )?;
-    let locked: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    projections
+    let locked: HashMap<(String, i16), i64> = rows
         .iter()
-        .map(|p| {
-            let position =
-                locked
-                    .get(&checkpoint_name(p))
-                    .ok_or_else(|| ProjectionError::Corrupt {
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    moves
+        .iter()
+        .map(|(shard, _)| {
+            projections
+                .iter()
+                .map(|p| {
+                    let key = (checkpoint_name(p), i16::from(shard.index()));
+                    let position = locked.get(&key).ok_or_else(|| ProjectionError::Corrupt {
                         view: "checkpoints",
                         reason: format!("{p}: no row for shard {}", shard.index()),
                     })?;
-            Ok(Position::new(u64::try_from(*position).unwrap_or(0)))
+                    Ok(Position::new(u64::try_from(*position).unwrap_or(0)))
+                })
+                .collect()
         })
         .collect()
 }
@@ -140,39 +154,37 @@ pub fn touches<'a>(
         .any(|e| categories.contains(&e.stream.category()))
 }
 
-/// Moves the shard's checkpoints of `projections` past a batch that changes none of their
-/// rows (see [`touches`]): one statement in one round trip, no row lock held across round
-/// trips, and no wait for the WAL flush. Losing this commit in a crash loses no row, only
-/// makes a restart re-read events that change nothing; the next batch that does change rows
-/// moves the checkpoint past them anyway. `GREATEST`, so a checkpoint never moves back (a
-/// zombie projector, or a rebuild that swapped in a later one: this waits on the rebuild's
-/// lock of the row and then keeps the later position). The rows are written, hence locked,
-/// in name order.
+/// Moves the checkpoints of `projections` past batches that change none of their rows (see
+/// [`touches`]), each shard of `moves` to its position: one statement in one round trip, no
+/// row lock held across round trips, and no wait for the WAL flush. Losing this commit in a
+/// crash loses no row, only makes a restart re-read events that change nothing; the next
+/// batch that does change rows moves the checkpoint past them anyway. `GREATEST`, so a
+/// checkpoint never moves back (a zombie projector, or a rebuild that swapped in a later
+/// one: this waits on the rebuild's lock of the row and then keeps the later position). The
+/// rows are written, hence locked, in name then shard order.
 pub async fn skip_batch(
     pool: &Pool,
     projections: &[&str],
-    shard: Shard,
-    events: &[RecordedEvent],
+    moves: &[(Shard, Position)],
 ) -> Result<(), ProjectionError> {
-    let Some(last) = events.last() else {
-        return Ok(());
-    };
-    if projections.is_empty() {
+    if projections.is_empty() || moves.is_empty() {
         return Ok(());
     }
+    let mut moves = moves.to_vec();
+    moves.sort_by_key(|(shard, _)| *shard);
     // A simple-query string, so the three statements travel together. The values are
-    // projection names (constants of the code, quoted anyway) and two integers.
-    let rows: Vec<String> = sorted_names(projections)
-        .iter()
-        .map(|name| {
-            format!(
+    // projection names (constants of the code, quoted anyway) and integers.
+    let mut rows: Vec<String> = Vec::with_capacity(projections.len() * moves.len());
+    for name in sorted_names(projections) {
+        for (shard, position) in &moves {
+            rows.push(format!(
                 "('{}', {}, {})",
                 name.replace('\'', "''"),
                 shard.index(),
-                last.position.get()
-            )
-        })
-        .collect();
+                position.get()
+            ));
+        }
+    }
     let client = pool.get().await?;
     client
         .batch_execute(&format!(

@@ -1,29 +1,43 @@
-//! Several PostgreSQL projections applied together: one transaction per shard and batch for
-//! all of them, instead of one per projection.
+//! Several PostgreSQL projections applied together: one transaction for all of them, for a
+//! batch of one or more shards, instead of one per projection and shard.
 //!
 //! Each member keeps its own checkpoint row (`projection:{name}`), so a member can still be
 //! rebuilt and swapped in alone (`orderflow replay`), and may stand at another position than
 //! the others (after such a swap, or a member added later): the group follows each shard from
 //! the lowest of its members' checkpoints, and each member skips what its own row covers.
 //!
-//! A batch: `BEGIN`; `synchronous_commit` off, every member's row created if missing, locked
-//! `FOR UPDATE` (sorted by name) and moved to the batch's end (never back), in one round
-//! trip; each member with events past its checkpoint writes its rows
-//! ([`PgProjection::apply_in`]), all at once (pipelined on the connection), then those that
-//! share rows across shards; `COMMIT`. Any member failing rolls the whole batch back: no
-//! member's rows or checkpoint move, and the projector retries the batch. A batch none of
-//! the members reads (no event of their streams) is one statement that moves every
-//! checkpoint ([`skip_batch`]).
+//! **Shards share transactions.** The projector hands each shard's batch to
+//! [`ProjectionGroup::apply`] from the shard's own task. A batch costs about 4 ms of CPU
+//! whatever its size (a dozen statements, their plans, the round trips, the commit) and
+//! each event about 50 µs more (`projections/tests/live_speed.rs`), so 32 shards committing
+//! small batches apart spent most of the machine on the fixed part, and under a flash sale
+//! the projectors fell seconds behind. So batches wait in a queue, and at most `lanes`
+//! transactions run at once: whoever gets a lane takes every queued batch (one per shard, up
+//! to [`COMBINED_EVENTS`] events) and applies them together, with one statement per table
+//! for all of them. An idle projector still applies a lone batch at once; a busy one
+//! applies larger ones less often. Each caller gets its own shard's outcome.
+//!
+//! A combined batch: `BEGIN`; `synchronous_commit` off, every member's row of every shard in
+//! it created if missing, locked `FOR UPDATE` (sorted by name, then shard) and moved to the
+//! shard's last event (never back), in one round trip; each member with events past its
+//! checkpoints writes its rows ([`PgProjection::apply_in`]), all at once (pipelined on the
+//! connection), then those that share rows across shards; `COMMIT`. Any member failing rolls
+//! the whole batch back: no member's rows or checkpoints move. The shards are then applied
+//! again one by one, each in its own transaction, so a shard whose events a member cannot
+//! apply fails alone and its caller retries it; the others go on. Shards whose events none
+//! of the members reads only move their checkpoints, all in one statement ([`skip_batch`]).
 //!
 //! Why it cannot deadlock: docs/read-side.md, "Lock order". In short, checkpoint rows are
-//! always locked in ascending `(name, shard)` order; no member writes a row before every
-//! member's checkpoint row is locked, so a rebuild holding one member's checkpoint rows (and
-//! then taking its tables for the swap) never waits for a group transaction that has touched
-//! that member's tables; and rows two shards write (none today) would be written sorted by
-//! key, by a member that says it shares rows, at the end of the transaction.
+//! always locked in ascending `(name, shard)` order, and two transactions running at once
+//! never hold one shard (a shard has one batch in flight, and a lane takes each shard once);
+//! no member writes a row before every member's checkpoint row is locked, so a rebuild
+//! holding one member's checkpoint rows (and then taking its tables for the swap) never
+//! waits for a group transaction that has touched that member's tables; and rows two shards
+//! write (none today) would be written sorted by key, by a member that says it shares rows,
+//! at the end of the transaction.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -31,10 +45,12 @@ use futures::future::try_join_all;
 use orderflow_domain::Shard;
 use orderflow_infra::store::{Position, RecordedEvent};
 
-use super::{lock_checkpoints, skip_batch, touches, PgProjection};
+use tokio::sync::{oneshot, Semaphore};
+
+use super::{lock_checkpoints, skip_batch, touches, PgProjection, ShardEvents};
 use crate::error::ProjectionError;
 use crate::group::ProjectionGroup;
-use crate::model::{unapplied, BatchOutcome};
+use crate::model::{unapplied, BatchOutcome, RowChange};
 
 /// PostgreSQL projections applied in one transaction per shard and batch. Cheap to clone.
 #[derive(Clone)]
@@ -44,6 +60,25 @@ pub struct PgProjectionGroup {
     members: Arc<Vec<Arc<dyn PgProjection>>>,
     /// Their names, in the same order.
     names: Arc<Vec<&'static str>>,
+    /// Shards' batches waiting for a transaction.
+    queue: Arc<Mutex<Vec<Pending>>>,
+    /// One permit per transaction that may run at once.
+    lanes: Arc<Semaphore>,
+}
+
+/// Transactions a group runs at once by default: two, so that one is being written while
+/// the other waits for its round trips, on a machine of two cores or more.
+pub const LANES: usize = 2;
+
+/// Most events a combined transaction takes (a lone batch may be larger: the projector's
+/// batch size bounds that).
+pub const COMBINED_EVENTS: usize = 4_096;
+
+/// One shard's batch, queued for a lane.
+struct Pending {
+    shard: Shard,
+    events: Vec<RecordedEvent>,
+    reply: oneshot::Sender<Result<BatchOutcome, ProjectionError>>,
 }
 
 impl PgProjectionGroup {
@@ -68,7 +103,154 @@ impl PgProjectionGroup {
             pool,
             members: Arc::new(members),
             names: Arc::new(names),
+            queue: Arc::new(Mutex::new(Vec::new())),
+            lanes: Arc::new(Semaphore::new(LANES)),
         }
+    }
+
+    /// At most `lanes` transactions at once (at least one): fewer lanes, larger batches.
+    pub fn with_lanes(mut self, lanes: usize) -> Self {
+        self.lanes = Arc::new(Semaphore::new(lanes.max(1)));
+        self
+    }
+
+    /// The queued batches a lane takes: each shard once (the first, in arrival order), up to
+    /// [`COMBINED_EVENTS`] events (at least one batch). Batches nobody waits for any more
+    /// (their projector stopped) are dropped: their events come again after a restart.
+    fn take(&self) -> Vec<Pending> {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.retain(|p| !p.reply.is_closed());
+        let mut taken: Vec<Pending> = Vec::new();
+        let mut events = 0;
+        let mut left = Vec::with_capacity(queue.len());
+        for pending in queue.drain(..) {
+            let fits = taken.is_empty() || events + pending.events.len() <= COMBINED_EVENTS;
+            if fits && !taken.iter().any(|t| t.shard == pending.shard) {
+                events += pending.events.len();
+                taken.push(pending);
+            } else {
+                left.push(pending);
+            }
+        }
+        *queue = left;
+        taken
+    }
+
+    /// Applies the batches `work` took, combined, and answers each caller; if the combined
+    /// transaction fails, each batch alone.
+    async fn run(&self, work: Vec<Pending>) {
+        if work.len() > 1 {
+            let parts: Vec<(Shard, &[RecordedEvent])> = work
+                .iter()
+                .map(|p| (p.shard, p.events.as_slice()))
+                .collect();
+            match self.apply_combined(&parts).await {
+                Ok(outcomes) => {
+                    for (pending, outcome) in work.into_iter().zip(outcomes) {
+                        let _ = pending.reply.send(Ok(outcome));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, shards = work.len(), "combined projection batch failed; applying each shard alone");
+                }
+            }
+        }
+        for pending in work {
+            let outcome = self
+                .apply_combined(&[(pending.shard, &pending.events)])
+                .await
+                .map(|mut outcomes| outcomes.pop().unwrap_or_default());
+            let _ = pending.reply.send(outcome);
+        }
+    }
+
+    /// `parts` (each shard once) in one transaction; the outcome of each, in their order.
+    async fn apply_combined(
+        &self,
+        parts: &[(Shard, &[RecordedEvent])],
+    ) -> Result<Vec<BatchOutcome>, ProjectionError> {
+        let reads =
+            |events: &[RecordedEvent]| self.members.iter().any(|m| touches(events, m.reads()));
+        let skipped: Vec<(Shard, Position)> = parts
+            .iter()
+            .filter(|(_, events)| !reads(events))
+            .filter_map(|(shard, events)| events.last().map(|e| (*shard, e.position)))
+            .collect();
+        skip_batch(&self.pool, &self.names, &skipped).await?;
+        let written: Vec<(Shard, &[RecordedEvent])> = parts
+            .iter()
+            .filter(|(_, events)| reads(events))
+            .copied()
+            .collect();
+        let mut by_shard: HashMap<Shard, Vec<RowChange>> = HashMap::new();
+        if !written.is_empty() {
+            for change in self.write(&written).await? {
+                by_shard.entry(change.shard).or_default().push(change);
+            }
+        }
+        Ok(parts
+            .iter()
+            .map(|(shard, _)| BatchOutcome {
+                changes: by_shard.remove(shard).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The transaction of `parts`, each holding an event some member reads: the row changes.
+    async fn write(
+        &self,
+        parts: &[(Shard, &[RecordedEvent])],
+    ) -> Result<Vec<RowChange>, ProjectionError> {
+        let moves: Vec<(Shard, Position)> = parts
+            .iter()
+            .filter_map(|(shard, events)| events.last().map(|e| (*shard, e.position)))
+            .collect();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let saved = lock_checkpoints(&tx, &self.names, &moves).await?;
+        // Each member, with each shard's events past its own checkpoint and of its streams. A
+        // member at or past a shard's batch (swapped in by a rebuild, or the group restarted
+        // from a lower member's checkpoint) has nothing to do there.
+        let mut own = Vec::with_capacity(self.members.len());
+        let mut shared = Vec::new();
+        for (i, member) in self.members.iter().enumerate() {
+            let mut batch = Vec::with_capacity(parts.len());
+            for ((shard, events), saved) in parts.iter().zip(&saved) {
+                let Some((fresh, _)) = unapplied(events, saved[i]) else {
+                    continue;
+                };
+                if touches(fresh.iter().copied(), member.reads()) {
+                    batch.push(ShardEvents {
+                        shard: *shard,
+                        events: fresh,
+                    });
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            if member.shares_rows() {
+                shared.push((member, batch));
+            } else {
+                own.push((member, batch));
+            }
+        }
+        // The members' statements go out together, pipelined on the transaction's
+        // connection: a batch costs about the round trips of its longest member, not their
+        // sum. The shared rows last, so they stay locked for the commit only.
+        let mut changes = Vec::new();
+        for phase in [own, shared] {
+            let applied = try_join_all(
+                phase
+                    .iter()
+                    .map(|(member, batch)| member.apply_in(&tx, batch)),
+            )
+            .await?;
+            changes.extend(applied.into_iter().flatten());
+        }
+        tx.commit().await?;
+        Ok(changes)
     }
 }
 
@@ -86,53 +268,41 @@ impl ProjectionGroup for PgProjectionGroup {
         Ok(all)
     }
 
+    /// Queues the batch and waits for its outcome: applied by this caller, with whatever
+    /// else is queued, as soon as a lane is free, or by another caller's lane.
     async fn apply(
         &self,
         shard: Shard,
         events: &[RecordedEvent],
     ) -> Result<BatchOutcome, ProjectionError> {
-        let Some(last) = events.last().map(|e| e.position) else {
-            return Ok(BatchOutcome::default());
-        };
-        if !self.members.iter().any(|m| touches(events, m.reads())) {
-            skip_batch(&self.pool, &self.names, shard, events).await?;
+        if events.is_empty() {
             return Ok(BatchOutcome::default());
         }
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let saved = lock_checkpoints(&tx, &self.names, shard, last).await?;
-        // Each member with events past its own checkpoint and of its streams. A member at or
-        // past the batch's end (swapped in by a rebuild, or the group restarted from a lower
-        // member's checkpoint) has nothing to do here.
-        let mut own = Vec::with_capacity(self.members.len());
-        let mut shared = Vec::new();
-        for (member, saved) in self.members.iter().zip(saved) {
-            let Some((fresh, _)) = unapplied(events, saved) else {
-                continue;
+        let (reply, mut answer) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Pending {
+                shard,
+                events: events.to_vec(),
+                reply,
+            });
+        let abandoned = || ProjectionError::Unavailable("projection batch abandoned".into());
+        loop {
+            let lane = tokio::select! {
+                biased;
+                outcome = &mut answer => return outcome.unwrap_or_else(|_| Err(abandoned())),
+                lane = self.lanes.acquire() => lane,
             };
-            if touches(fresh.iter().copied(), member.reads()) {
-                let work = (member, fresh);
-                if member.shares_rows() {
-                    shared.push(work);
-                } else {
-                    own.push(work);
-                }
+            let Ok(_lane) = lane else {
+                return Err(abandoned());
+            };
+            let work = self.take();
+            if work.is_empty() {
+                // Another lane has ours: its answer comes.
+                return (&mut answer).await.unwrap_or_else(|_| Err(abandoned()));
             }
+            self.run(work).await;
         }
-        // The members' statements go out together, pipelined on the transaction's
-        // connection: a batch costs about the round trips of its longest member, not their
-        // sum. The shared rows last, so they stay locked for the commit only.
-        let mut changes = Vec::new();
-        for phase in [own, shared] {
-            let applied = try_join_all(
-                phase
-                    .iter()
-                    .map(|(member, fresh)| member.apply_in(&tx, shard, fresh)),
-            )
-            .await?;
-            changes.extend(applied.into_iter().flatten());
-        }
-        tx.commit().await?;
-        Ok(BatchOutcome { changes })
     }
 }

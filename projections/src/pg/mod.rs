@@ -26,6 +26,22 @@ use crate::model::{unapplied, BatchOutcome, ProjectionModel, RowChange};
 pub use checkpoints::{checkpoint_name, load_checkpoints, lock_checkpoints, skip_batch, touches};
 pub use group::PgProjectionGroup;
 
+/// One shard's part of a batch: its events past a model's checkpoint, in position order.
+/// A live group hands a model several shards' parts at once (one transaction and one
+/// statement per table for all of them: `group`), a model alone one.
+#[derive(Debug, Clone)]
+pub struct ShardEvents<'a> {
+    pub shard: Shard,
+    pub events: Vec<&'a RecordedEvent>,
+}
+
+impl<'a> ShardEvents<'a> {
+    /// Every event of `batch`, shard after shard.
+    pub fn all<'b>(batch: &'b [ShardEvents<'a>]) -> impl Iterator<Item = &'a RecordedEvent> + 'b {
+        batch.iter().flat_map(|part| part.events.iter().copied())
+    }
+}
+
 /// A PostgreSQL read model's work on a batch, inside a transaction its caller holds: the
 /// caller has locked the model's checkpoint row for the shard (`FOR UPDATE`), dropped the
 /// events it covers, and moves it in the same transaction. The model writes only its own
@@ -45,14 +61,15 @@ pub trait PgProjection: ProjectionModel {
         false
     }
 
-    /// Writes the rows `events` change (all of `shard`, in position order, past its
-    /// checkpoint, at least one of a category it [`reads`](PgProjection::reads)) inside `tx`,
-    /// and returns the row changes. Undecodable events are logged and skipped.
+    /// Writes the rows `batch` changes (events past the checkpoints, of one or more shards,
+    /// each shard's in position order, at least one of a category it
+    /// [`reads`](PgProjection::reads)) inside `tx`, and returns the row changes, each with
+    /// its event's shard. A model writes each row once per call (an upsert may not touch a
+    /// row twice), whichever shards changed it. Undecodable events are logged and skipped.
     async fn apply_in(
         &self,
         tx: &Transaction<'_>,
-        shard: Shard,
-        events: &[&RecordedEvent],
+        batch: &[ShardEvents<'_>],
     ) -> Result<Vec<RowChange>, ProjectionError>;
 }
 
@@ -68,7 +85,9 @@ pub async fn apply_alone(
 ) -> Result<BatchOutcome, ProjectionError> {
     let name = model.name();
     if !touches(events, model.reads()) {
-        skip_batch(pool, &[name], shard, events).await?;
+        if let Some(last) = events.last() {
+            skip_batch(pool, &[name], &[(shard, last.position)]).await?;
+        }
         return Ok(BatchOutcome::default());
     }
     let Some(last) = events.last().map(|e| e.position) else {
@@ -76,12 +95,16 @@ pub async fn apply_alone(
     };
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let saved = lock_checkpoints(&tx, &[name], shard, last).await?;
-    let Some((fresh, _)) = unapplied(events, saved[0]) else {
+    let saved = lock_checkpoints(&tx, &[name], &[(shard, last)]).await?;
+    let Some((fresh, _)) = unapplied(events, saved[0][0]) else {
         return Ok(BatchOutcome::default());
     };
     let changes = if touches(fresh.iter().copied(), model.reads()) {
-        model.apply_in(&tx, shard, &fresh).await?
+        let batch = [ShardEvents {
+            shard,
+            events: fresh,
+        }];
+        model.apply_in(&tx, &batch).await?
     } else {
         Vec::new()
     };

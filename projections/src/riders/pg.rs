@@ -3,7 +3,7 @@
 //! is one transaction: lock the checkpoint, load the touched rows, fold, upsert the riders,
 //! replace each changed order's offers (delete, insert), move the checkpoint.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
@@ -14,12 +14,13 @@ use tokio_postgres::types::ToSql;
 
 use super::memory::row_changes;
 use super::{
-    fold_riders, nearest_riders, touched, NearbyRider, OfferRow, RiderReader, RiderRow, RIDER_GEO,
+    fold_riders, nearest_riders, touched, NearbyRider, OfferRow, RiderChanges, RiderReader,
+    RiderRow, RIDER_GEO,
 };
 use crate::error::ProjectionError;
 use crate::merchants::search_box;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection};
+use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection, ShardEvents};
 
 #[derive(Clone)]
 pub struct PgRiderGeo {
@@ -61,10 +62,10 @@ impl PgProjection for PgRiderGeo {
     async fn apply_in(
         &self,
         tx: &Transaction<'_>,
-        shard: Shard,
-        events: &[&RecordedEvent],
+        batch: &[ShardEvents<'_>],
     ) -> Result<Vec<RowChange>, ProjectionError> {
-        let (rider_ids, order_nos) = touched(events);
+        let all: Vec<&RecordedEvent> = ShardEvents::all(batch).collect();
+        let (rider_ids, order_nos) = touched(&all);
         let mut riders: HashMap<i64, RiderRow> = HashMap::new();
         let mut offers: HashMap<String, Vec<OfferRow>> = HashMap::new();
         if !rider_ids.is_empty() {
@@ -90,7 +91,21 @@ impl PgProjection for PgRiderGeo {
                 offers.entry(row.get(0)).or_default().push(offer);
             }
         }
-        let changes = fold_riders(&mut riders, &mut offers, events);
+        // Shard by shard, as their transactions would have. An order's offers change with
+        // its own events and its riders' (another shard's): each row is written once, in
+        // its state after the whole batch; each shard's changes are published as it left them.
+        let mut changes = RiderChanges::default();
+        let mut row_changed = Vec::new();
+        for part in batch {
+            let folded = fold_riders(&mut riders, &mut offers, &part.events);
+            row_changed.extend(row_changes(part.shard, &riders, &offers, &folded));
+            changes.riders.extend(folded.riders);
+            changes.orders.extend(folded.orders);
+        }
+        let mut seen = HashSet::new();
+        changes.riders.retain(|(id, _)| seen.insert(*id));
+        let mut seen = HashSet::new();
+        changes.orders.retain(|(no, _)| seen.insert(no.clone()));
         let upsert = tx
             .prepare_cached(
                 "INSERT INTO rider_geo (rider_id, online, lat, lng, version, doc)
@@ -149,7 +164,7 @@ impl PgProjection for PgRiderGeo {
                 .collect();
             try_join_all(params.iter().map(|p| tx.execute(&insert, p))).await?;
         }
-        Ok(row_changes(shard, &riders, &offers, &changes))
+        Ok(row_changed)
     }
 }
 

@@ -27,7 +27,7 @@ use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
 use crate::order_cache::OrderCache;
 use crate::orders::stored_orders;
-use crate::pg::{apply_alone, load_checkpoints, PgProjection};
+use crate::pg::{apply_alone, load_checkpoints, PgProjection, ShardEvents};
 
 const COLUMNS: &str =
     "merchant_id, hour_ms, orders, gmv_minor, cancellations, late_deliveries, compensation_minor";
@@ -99,19 +99,24 @@ impl PgProjection for PgMerchantHourly {
     async fn apply_in(
         &self,
         tx: &Transaction<'_>,
-        shard: Shard,
-        events: &[&RecordedEvent],
+        batch: &[ShardEvents<'_>],
     ) -> Result<Vec<RowChange>, ProjectionError> {
         // Orders submitted in the batch have no row yet (their merchant comes with them).
-        let stored = stored_orders(events);
-        let mut merchants: HashMap<String, MerchantId> = HashMap::with_capacity(stored.len());
+        // Each shard's stored orders are looked up in its own cache, the misses of all in one
+        // query.
+        let mut merchants: HashMap<String, MerchantId> = HashMap::new();
         let mut missed = Vec::new();
-        for (no, merchant) in self.merchants.get_all(shard, &stored) {
-            match merchant {
-                Some(m) => {
-                    merchants.insert(no.clone(), m);
+        let mut stored: Vec<Vec<String>> = Vec::with_capacity(batch.len());
+        for part in batch {
+            stored.push(stored_orders(&part.events));
+            let part_stored = stored.last().map(Vec::as_slice).unwrap_or_default();
+            for (no, merchant) in self.merchants.get_all(part.shard, part_stored) {
+                match merchant {
+                    Some(m) => {
+                        merchants.insert(no.clone(), m);
+                    }
+                    None => missed.push(no.clone()),
                 }
-                None => missed.push(no.clone()),
             }
         }
         if !missed.is_empty() {
@@ -127,13 +132,23 @@ impl PgProjection for PgMerchantHourly {
                 }
             }
         }
-        let deltas = fold_stats(&mut merchants, events);
-        // An order's merchant never changes: true whether or not this transaction commits.
-        self.merchants
-            .put_all(shard, merchants.iter().map(|(no, m)| (no.as_str(), *m)));
-        if !deltas.new_orders.is_empty() {
-            let (nos, ids): (Vec<String>, Vec<i64>) = deltas
-                .new_orders
+        // Shard by shard: each shard adds to its own partials.
+        let mut new_orders: Vec<(String, MerchantId)> = Vec::new();
+        let mut hours = Vec::new();
+        for (part, stored) in batch.iter().zip(&stored) {
+            let deltas = fold_stats(&mut merchants, &part.events);
+            hours.extend(deltas.hours.into_iter().map(|(d, p)| (part.shard, d, p)));
+            // An order's merchant never changes: true whether or not this transaction
+            // commits.
+            let known = stored
+                .iter()
+                .filter_map(|no| merchants.get(no).map(|m| (no.as_str(), *m)));
+            let new = deltas.new_orders.iter().map(|(no, m)| (no.as_str(), *m));
+            self.merchants.put_all(part.shard, known.chain(new));
+            new_orders.extend(deltas.new_orders);
+        }
+        if !new_orders.is_empty() {
+            let (nos, ids): (Vec<String>, Vec<i64>) = new_orders
                 .iter()
                 .map(|(no, m)| (no.clone(), m.get()))
                 .unzip();
@@ -160,17 +175,25 @@ impl PgProjection for PgMerchantHourly {
                  RETURNING {COLUMNS}"
             ))
             .await?;
-        let shard_no = i16::from(shard.index());
-        let values: Vec<(i64, i64, HourlyStats, Position)> = deltas
-            .hours
+        let values: Vec<(i16, i64, i64, HourlyStats, Shard, Position)> = hours
             .iter()
-            .map(|(d, p)| (d.merchant.get(), d.hour.as_millis(), *d, *p))
+            .map(|(shard, d, p)| {
+                let shard_no = i16::from(shard.index());
+                (
+                    shard_no,
+                    d.merchant.get(),
+                    d.hour.as_millis(),
+                    *d,
+                    *shard,
+                    *p,
+                )
+            })
             .collect();
         let params: Vec<[&(dyn ToSql + Sync); 8]> = values
             .iter()
-            .map(|(m, h, d, _)| -> [&(dyn ToSql + Sync); 8] {
+            .map(|(shard_no, m, h, d, _, _)| -> [&(dyn ToSql + Sync); 8] {
                 [
-                    &shard_no,
+                    shard_no,
                     m,
                     h,
                     &d.orders,
@@ -186,12 +209,12 @@ impl PgProjection for PgMerchantHourly {
         // "Lock order").
         let rows = try_join_all(params.iter().map(|p| tx.query_one(&add, p))).await?;
         let mut changes = Vec::with_capacity(rows.len());
-        for (row, (_, _, _, position)) in rows.iter().zip(&values) {
+        for (row, (_, _, _, _, shard, position)) in rows.iter().zip(&values) {
             let after = stats(row)?;
             changes.push(RowChange {
                 view: MERCHANT_HOURLY,
-                key: after.partial_key(shard),
-                shard,
+                key: after.partial_key(*shard),
+                shard: *shard,
                 position: *position,
                 row: serde_json::to_value(after).ok(),
             });

@@ -16,10 +16,12 @@ use orderflow_infra::store::{Position, RecordedEvent};
 use tokio_postgres::types::ToSql;
 
 use super::ledger::{row_changes, ReservationCursor, ReservationPage, StockReader};
-use super::{fold_stock, state_name, touched, ReservationRow, StockRow, STOCK_LEDGER};
+use super::{
+    fold_stock, state_name, touched, ReservationRow, StockChanges, StockRow, STOCK_LEDGER,
+};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection};
+use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection, ShardEvents};
 
 #[derive(Clone)]
 pub struct PgStockLedger {
@@ -61,10 +63,10 @@ impl PgProjection for PgStockLedger {
     async fn apply_in(
         &self,
         tx: &Transaction<'_>,
-        shard: Shard,
-        events: &[&RecordedEvent],
+        batch: &[ShardEvents<'_>],
     ) -> Result<Vec<RowChange>, ProjectionError> {
-        let (skus, pairs) = touched(events);
+        let all: Vec<&RecordedEvent> = ShardEvents::all(batch).collect();
+        let (skus, pairs) = touched(&all);
         let mut ledgers: HashMap<String, StockRow> = HashMap::with_capacity(skus.len());
         let mut reservations: HashMap<(String, String), ReservationRow> = HashMap::new();
         if !skus.is_empty() {
@@ -93,7 +95,16 @@ impl PgProjection for PgStockLedger {
                 );
             }
         }
-        let changes = fold_stock(&mut ledgers, &mut reservations, events);
+        // Shard by shard, as their transactions would have; a sku's events are all in its
+        // own shard, so each row is written once.
+        let mut changes = StockChanges::default();
+        let mut row_changed = Vec::new();
+        for part in batch {
+            let folded = fold_stock(&mut ledgers, &mut reservations, &part.events);
+            row_changed.extend(row_changes(part.shard, &ledgers, &reservations, &folded));
+            changes.ledgers.extend(folded.ledgers);
+            changes.reservations.extend(folded.reservations);
+        }
         let upsert_ledger = tx
             .prepare_cached(
                 "INSERT INTO stock_ledger (sku_id, merchant_id, listed, added, available,
@@ -170,7 +181,7 @@ impl PgProjection for PgStockLedger {
             )
             .await?;
         }
-        Ok(row_changes(shard, &ledgers, &reservations, &changes))
+        Ok(row_changed)
     }
 }
 
