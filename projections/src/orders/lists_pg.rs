@@ -240,7 +240,7 @@ impl PgProjection for PgOrderList {
                 .prepare_cached(&format!(
                     "INSERT INTO {} (part, owner_id, order_no, status, created_ms, version, doc)
                      SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::text[], $4::text[],
-                                          $5::bigint[], $6::bigint[], $7::jsonb[])
+                                          $5::bigint[], $6::bigint[], $7::json[])
                      ON CONFLICT (part, owner_id, order_no) DO UPDATE SET
                         status = EXCLUDED.status, version = EXCLUDED.version, doc = EXCLUDED.doc",
                     self.table()
