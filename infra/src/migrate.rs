@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "stream_claims",
         sql: include_str!("../migrations/0007_stream_claims.sql"),
     },
+    Migration {
+        version: 8,
+        name: "order_docs_json",
+        sql: include_str!("../migrations/0008_order_docs_json.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serialises migrations ("orderflw" in ASCII).
@@ -230,5 +235,80 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// Migration 8 turns the order views' `jsonb` documents into `json`: every row keeps its
+    /// document's value, and the column takes what the projections now send.
+    #[tokio::test]
+    async fn order_documents_become_json_with_their_values() {
+        let db = TestDatabase::create().await;
+        let pool = db.pool(2);
+        let before_json = MIGRATIONS
+            .iter()
+            .position(|m| m.name == "order_docs_json")
+            .expect("the json migration");
+        run(&pool, &MIGRATIONS[..before_json]).await.unwrap();
+        let client = pool.get().await.unwrap();
+        let doc = r#"{"order_no": "2026112200000000103", "lines": [{"sku": "a", "quantity": 2}], "rider": null}"#;
+        client
+            .execute(
+                "INSERT INTO order_detail (order_no, buyer_id, merchant_id, status, created_ms,
+                    updated_ms, version, doc, search)
+                 VALUES ('2026112200000000103', 3, 9, 'CREATED', 1, 2, 2, $1::text::jsonb, '')",
+                &[&doc],
+            )
+            .await
+            .unwrap();
+        for table in ["buyer_order", "seller_order"] {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (part, owner_id, order_no, status, created_ms,
+                            version, doc)
+                         VALUES (3, 3, '2026112200000000103', 'CREATED', 1, 2, $1::text::jsonb)"
+                    ),
+                    &[&doc],
+                )
+                .await
+                .unwrap();
+        }
+        let rest: Vec<i32> = MIGRATIONS[before_json..]
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(run(&pool, MIGRATIONS).await.unwrap(), rest);
+        for table in [
+            "order_detail",
+            "buyer_order",
+            "buyer_order_03",
+            "seller_order_03",
+        ] {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT pg_typeof(doc)::text, doc::jsonb = $1::text::jsonb FROM {table}"
+                    ),
+                    &[&doc],
+                )
+                .await
+                .unwrap();
+            assert_eq!(row.get::<_, String>(0), "json", "{table}");
+            assert!(row.get::<_, bool>(1), "{table}");
+        }
+        // What the projections' upserts send: text, no jsonb version byte.
+        let value: serde_json::Value = serde_json::from_str(doc).unwrap();
+        client
+            .execute(
+                "UPDATE buyer_order SET doc = d FROM unnest($1::json[]) AS d",
+                &[&vec![&value]],
+            )
+            .await
+            .unwrap();
+        let back: tokio_postgres::types::Json<serde_json::Value> = client
+            .query_one("SELECT doc FROM buyer_order", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(back.0, value);
     }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use futures::pin_mut;
 use orderflow_domain::Shard;
 use orderflow_infra::store::{Position, RecordedEvent};
@@ -94,7 +94,7 @@ pub fn fold_new_orders(events: &[RecordedEvent]) -> Result<Vec<OrderView>, Proje
 }
 
 /// A view and its JSON document, serialized once for the three tables' COPYs (the same
-/// serde form the upserts store; JSONB normalises both to the same value).
+/// value the upserts store, spelt with the struct's field order where theirs sorts keys).
 pub struct LoadRow {
     pub view: OrderView,
     doc: Vec<u8>,
@@ -110,23 +110,22 @@ impl LoadRow {
     }
 }
 
-/// A serialized JSON document sent as `jsonb` (binary format: version 1, then the text).
+/// A serialized JSON document sent as `json` (binary format: the text itself).
 #[derive(Debug)]
-struct JsonbText<'a>(&'a [u8]);
+struct JsonText<'a>(&'a [u8]);
 
-impl ToSql for JsonbText<'_> {
+impl ToSql for JsonText<'_> {
     fn to_sql(
         &self,
         _: &Type,
         out: &mut BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        out.put_u8(1);
         out.extend_from_slice(self.0);
         Ok(IsNull::No)
     }
 
     fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB
+        *ty == Type::JSON
     }
 
     to_sql_checked!();
@@ -150,7 +149,7 @@ async fn copy_detail(tx: &Transaction<'_>, views: &[LoadRow]) -> Result<u64, Pro
     tx.batch_execute(
         "CREATE TEMPORARY TABLE IF NOT EXISTS order_detail_load (
             order_no text, buyer_id bigint, merchant_id bigint, status text, created_ms bigint,
-            updated_ms bigint, version bigint, doc jsonb, search_text text
+            updated_ms bigint, version bigint, doc json, search_text text
          ) ON COMMIT DROP",
     )
     .await?;
@@ -170,14 +169,14 @@ async fn copy_detail(tx: &Transaction<'_>, views: &[LoadRow]) -> Result<u64, Pro
             Type::INT8,
             Type::INT8,
             Type::INT8,
-            Type::JSONB,
+            Type::JSON,
             Type::TEXT,
         ],
     );
     pin_mut!(writer);
     for row in views {
         let c = DetailColumns::of(&row.view);
-        let doc = JsonbText(&row.doc);
+        let doc = JsonText(&row.doc);
         let row: [&(dyn ToSql + Sync); 9] = [
             &c.order_no,
             &c.buyer_id,
@@ -228,13 +227,13 @@ async fn copy_list(
             Type::TEXT,
             Type::INT8,
             Type::INT8,
-            Type::JSONB,
+            Type::JSON,
         ],
     );
     pin_mut!(writer);
     for row in views {
         let c = ListColumns::of(side, &row.view);
-        let doc = JsonbText(&row.doc);
+        let doc = JsonText(&row.doc);
         let row: [&(dyn ToSql + Sync); 7] = [
             &c.part,
             &c.owner_id,

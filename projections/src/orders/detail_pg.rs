@@ -117,7 +117,7 @@ impl PgProjection for PgOrderDetail {
                      SELECT o, b, m, s, c, u, v, d,
                             coalesce(to_tsvector('simple', t), ''::tsvector)
                      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[],
-                                 $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[],
+                                 $5::bigint[], $6::bigint[], $7::bigint[], $8::json[],
                                  $9::text[]) AS r(o, b, m, s, c, u, v, d, t)
                      ON CONFLICT (order_no) DO UPDATE SET
                         status = EXCLUDED.status, updated_ms = EXCLUDED.updated_ms,

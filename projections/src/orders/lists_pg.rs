@@ -59,9 +59,15 @@ impl PgOrderList {
             for (filtered, paged) in [(false, false), (true, false), (false, true), (true, true)] {
                 // Parameters: $1 owner, $2 limit, then the statuses, then the cursor. The
                 // table is migration 0004's partition name: constants, never input.
+                //
+                // `part = {part}` although the table holds nothing else: the index leads with
+                // `part`, and without an equality on it PostgreSQL (15, no skip scan) can only
+                // use `owner_id` as a filter over the partition's whole primary-key index and
+                // sort what it finds. With it, the newest-first index gives the page in order
+                // and stops at the limit: at 200,000 orders, 25 buffers instead of 95 per page.
                 let mut next = 3;
                 let mut sql = format!(
-                    "SELECT doc FROM {}_{part:02} WHERE owner_id = $1",
+                    "SELECT doc FROM {}_{part:02} WHERE part = {part} AND owner_id = $1",
                     side.name()
                 );
                 if filtered {
@@ -249,7 +255,7 @@ impl PgProjection for PgOrderList {
                 .prepare_cached(&format!(
                     "INSERT INTO {} (part, owner_id, order_no, status, created_ms, version, doc)
                      SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::text[], $4::text[],
-                                          $5::bigint[], $6::bigint[], $7::jsonb[])
+                                          $5::bigint[], $6::bigint[], $7::json[])
                      ON CONFLICT (part, owner_id, order_no) DO UPDATE SET
                         status = EXCLUDED.status, version = EXCLUDED.version, doc = EXCLUDED.doc",
                     self.table()
@@ -307,5 +313,74 @@ impl OrderListReader for PgOrderList {
             .map(|r| doc_of(self.name(), r, 0))
             .collect::<Result<Vec<OrderView>, _>>()?;
         Ok(Page::from_rows(views, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orderflow_infra::migrate;
+    use orderflow_infra::testing::TestDatabase;
+
+    use super::*;
+
+    /// Every list statement (both sides, every partition and shape) is answered by the
+    /// newest-first index in its order: no Sort node, `part` and `owner_id` as index
+    /// conditions. A shape the index cannot serve would scan the partition's whole index and
+    /// sort it, which at a million orders is most of a list page's cost. Sorting is disabled
+    /// so the empty tables' tiny estimates cannot make a sort look cheaper.
+    #[tokio::test]
+    async fn every_list_statement_reads_the_newest_first_index_in_order() {
+        let database = TestDatabase::create().await;
+        let pool = database.pool(1);
+        migrate::run(&pool, migrate::MIGRATIONS)
+            .await
+            .expect("migrations apply");
+        let client = pool.get().await.expect("a connection");
+        client
+            .batch_execute(
+                "SET plan_cache_mode = force_generic_plan; SET enable_sort = off;
+                 SET enable_seqscan = off; SET enable_bitmapscan = off",
+            )
+            .await
+            .expect("settings");
+        for side in [ListSide::Buyer, ListSide::Seller] {
+            let list = PgOrderList::new(side, pool.clone());
+            for part in 0..SHARD_COUNT as i16 {
+                for (filtered, paged) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let sql = &list.lists[statement(part, filtered, paged)];
+                    let mut args = vec!["1", "21"];
+                    if filtered {
+                        args.push("'{CREATED}'");
+                    }
+                    if paged {
+                        args.extend(["0", "''"]);
+                    }
+                    let plan = client
+                        .simple_query(&format!(
+                            "DEALLOCATE ALL; PREPARE s AS {sql}; EXPLAIN EXECUTE s({})",
+                            args.join(", ")
+                        ))
+                        .await
+                        .expect("explain");
+                    let plan: String = plan
+                        .iter()
+                        .filter_map(|m| match m {
+                            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let index = format!("{}_{part:02}_part_owner_id_created_ms", side.name());
+                    assert!(!plan.contains("Sort"), "{sql}\n{plan}");
+                    assert!(plan.contains(&index), "{sql}\n{plan}");
+                    assert!(
+                        plan.contains(&format!("(part = {part}) AND (owner_id = $1)")),
+                        "{sql}\n{plan}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -37,16 +37,16 @@ async fn seed_through_adapters(dataset: Dataset, pool: &Pool) {
     }
 }
 
-/// Every row of the three tables (every column, the search vector as text) and every
-/// checkpoint, in a stable order.
+/// Every row of the three tables (every column, the search vector as text, the document as
+/// its value: `json` keeps each writer's spelling) and every checkpoint, in a stable order.
 async fn dump(client: &Client) -> Vec<String> {
     let queries = [
         "SELECT order_no, buyer_id, merchant_id, status, created_ms, updated_ms, version,
-                doc::text, search::text FROM order_detail ORDER BY order_no",
+                doc::jsonb::text, search::text FROM order_detail ORDER BY order_no",
         "SELECT tableoid::regclass::text, part, owner_id, order_no, status, created_ms, version,
-                doc::text, '' FROM buyer_order ORDER BY part, owner_id, order_no",
+                doc::jsonb::text, '' FROM buyer_order ORDER BY part, owner_id, order_no",
         "SELECT tableoid::regclass::text, part, owner_id, order_no, status, created_ms, version,
-                doc::text, '' FROM seller_order ORDER BY part, owner_id, order_no",
+                doc::jsonb::text, '' FROM seller_order ORDER BY part, owner_id, order_no",
         "SELECT name, shard, position, 0, '', 0, 0, '', '' FROM checkpoints ORDER BY name, shard",
         "SELECT merchant_id, name, search::text, 0, '', 0, 0, '', '' FROM order_detail_merchants",
     ];
