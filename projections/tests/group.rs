@@ -361,7 +361,11 @@ async fn a_batch_one_member_fails_moves_nothing_and_is_applied_once_on_retry() {
     let (stop, task) = run(&projector);
     pair.feed(&mut rng, 1, 40).await;
     pair.settle(projector.projections()).await;
-    assert_eq!(failing.failures.load(Ordering::SeqCst), 0, "every failure was hit");
+    assert_eq!(
+        failing.failures.load(Ordering::SeqCst),
+        0,
+        "every failure was hit"
+    );
     assert!(projector.stats().apply_failures.load(Ordering::Relaxed) <= 3);
     pair.assert_same().await;
     stop.cancel();
