@@ -146,9 +146,11 @@ async fn save_then_ack(
             });
         }
     }
-    let settled = acks.iter().map(|acker| acker.settle(AckKind::Ack));
-    for result in futures::future::join_all(settled).await {
-        if let Err(e) = result {
+    // One after the other: an ack only queues a publish on the connection, so awaiting them
+    // together gains nothing, and `join_all` over a save's 1–2k acks built a `FuturesOrdered`
+    // of them (~1% of the process in the flash-sale profile, docs/BENCHMARKS.md, session 6).
+    for acker in &acks {
+        if let Err(e) = acker.settle(AckKind::Ack).await {
             // A lost ack means one redelivery, which the position check skips.
             tracing::debug!(error = %e, "ack failed");
         }
