@@ -20,11 +20,11 @@
 mod batched;
 mod checkpointing;
 mod pipelined;
+mod positions;
 
 pub use batched::BatchEventHandler;
 pub use pipelined::{PipelinedHandler, SecondStage};
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use self::checkpointing::Checkpointing;
+use self::positions::ShardPositions;
 
 /// What [`OrderedConsumer::next_batch`] found.
 enum NextBatch {
@@ -125,7 +126,7 @@ pub struct OrderedConsumer {
     /// Shared with the fetch that runs ahead while a batch is handled (`run_batched`).
     consumer: Arc<dyn DurableConsumer>,
     /// Last applied position per shard (in memory; saved by `checkpointing`).
-    last: HashMap<Shard, Position>,
+    last: ShardPositions,
     /// Moved positions and held acks, and their saves.
     checkpointing: Checkpointing,
 }
@@ -148,7 +149,7 @@ impl OrderedConsumer {
         // Unlimited: gap naks must not use up deliveries; handler retries are counted here.
         consumer_config.max_deliver = None;
         let consumer = Arc::from(bus.consumer(consumer_config).await?);
-        let last = checkpoints.load(&config.name).await?;
+        let last = ShardPositions::from(checkpoints.load(&config.name).await?);
         Ok(OrderedConsumer {
             bus,
             checkpointing: Checkpointing::new(checkpoints, config.name.clone()),
@@ -160,7 +161,7 @@ impl OrderedConsumer {
 
     /// The last position applied (or skipped past) on a shard.
     pub fn last_applied(&self, shard: Shard) -> Position {
-        self.last.get(&shard).copied().unwrap_or(Position::ZERO)
+        self.last.get(shard).unwrap_or(Position::ZERO)
     }
 
     /// Handles events until `shutdown`; then finishes the message in hand, saves the

@@ -3,21 +3,19 @@
 //! hand over; retrying the failed events; landing a handled batch (dead letters, positions,
 //! held acks).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orderflow_domain::Shard;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
-use super::{HandlerError, NextBatch, OrderedConsumer};
+use super::{HandlerError, NextBatch, OrderedConsumer, ShardPositions};
 use crate::bus::dead_letter::dlq_headers;
 use crate::bus::route::{examine, Examined};
 use crate::bus::{decode_event, BusError, ConsumerError, Delivery};
-use crate::store::{Position, RecordedEvent};
+use crate::store::RecordedEvent;
 
 /// A handler that takes the events of one fetch at once, to work on them concurrently (group
 /// them by key, send them to a backend together) instead of one round trip per event.
@@ -50,7 +48,7 @@ pub(super) struct Sorted {
     /// Dead letters redriven to this consumer: outside the checkpoint, acked once handled.
     pub redriven: Vec<(RecordedEvent, Delivery)>,
     /// Each shard's position once the batch is applied.
-    pub next_last: HashMap<Shard, Position>,
+    pub next_last: ShardPositions,
 }
 
 impl Sorted {
@@ -61,7 +59,7 @@ impl Sorted {
         self.skipped.extend(later.skipped);
         self.redriven.extend(later.redriven);
         // The later fetch's positions are past this batch's on every shard they share.
-        self.next_last.extend(later.next_last);
+        self.next_last.extend(&later.next_last);
     }
 }
 
@@ -152,7 +150,11 @@ impl OrderedConsumer {
         handler: &mut H,
     ) -> Result<(), BusError> {
         let sorted = self
-            .sort(deliveries, |c, t| handler.wants(c, t), &HashMap::new())
+            .sort(
+                deliveries,
+                |c, t| handler.wants(c, t),
+                &ShardPositions::default(),
+            )
             .await?;
         let failed = self
             .handle_batch_with_retries(&sorted.events, &sorted.deliveries, None, handler)
@@ -168,7 +170,7 @@ impl OrderedConsumer {
         &mut self,
         deliveries: Vec<Delivery>,
         wants: impl Fn(&str, &str) -> bool,
-        ahead: &HashMap<Shard, Position>,
+        ahead: &ShardPositions,
     ) -> Result<Sorted, BusError> {
         let mut events = Vec::new();
         let mut sorted = Sorted {
@@ -176,7 +178,7 @@ impl OrderedConsumer {
             deliveries: Vec::new(),
             skipped: Vec::new(),
             redriven: Vec::new(),
-            next_last: HashMap::new(),
+            next_last: ShardPositions::default(),
         };
         for delivery in deliveries {
             if let Some(target) = delivery.message.header(dlq_headers::REDRIVE) {
@@ -205,9 +207,8 @@ impl OrderedConsumer {
             };
             let last = sorted
                 .next_last
-                .get(&shard)
-                .or_else(|| ahead.get(&shard))
-                .copied()
+                .get(shard)
+                .or_else(|| ahead.get(shard))
                 .unwrap_or_else(|| self.last_applied(shard));
             if position <= last {
                 let (_, acker) = delivery.into_parts();
@@ -246,7 +247,7 @@ impl OrderedConsumer {
                 event_id = %event.event_id, error = %error, "handler gave up; dead-lettering");
             self.dead_letter(delivery, error.as_ref()).await?;
         }
-        for (shard, position) in sorted.next_last {
+        for (shard, position) in sorted.next_last.iter() {
             self.last.insert(shard, position);
             self.checkpointing.moved(shard, position);
         }

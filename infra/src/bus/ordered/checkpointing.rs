@@ -8,7 +8,6 @@
 //! only once the save returned. Saves run one at a time, so positions reach the store in the
 //! order they moved. A failed save gives its positions and acks back for the next one.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use orderflow_domain::Shard;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::ShardPositions;
 use crate::bus::{AckKind, Acker, CheckpointError, CheckpointStore, ConsumerError};
 use crate::store::Position;
 
@@ -30,7 +30,7 @@ pub(super) struct Checkpointing {
     store: Arc<dyn CheckpointStore>,
     name: String,
     /// Shards whose position moved since the last save started.
-    dirty: HashMap<Shard, Position>,
+    dirty: ShardPositions,
     /// Acks held until a save covering them has returned.
     held: Vec<Box<dyn Acker>>,
     last_flush: Instant,
@@ -44,7 +44,7 @@ impl Checkpointing {
         Checkpointing {
             store,
             name,
-            dirty: HashMap::new(),
+            dirty: ShardPositions::default(),
             held: Vec::new(),
             last_flush: Instant::now(),
             running: None,
@@ -53,8 +53,7 @@ impl Checkpointing {
 
     /// A shard's position moved (every event up to it handled or skipped).
     pub fn moved(&mut self, shard: Shard, position: Position) {
-        let p = self.dirty.entry(shard).or_insert(position);
-        *p = (*p).max(position);
+        self.dirty.raise(shard, position);
     }
 
     /// Holds an ack until a save started after this call has returned.
@@ -76,7 +75,7 @@ impl Checkpointing {
             return;
         }
         self.reap().await;
-        let positions: Vec<(Shard, Position)> = self.dirty.drain().collect();
+        let positions = self.dirty.take();
         let acks = std::mem::take(&mut self.held);
         let (store, name) = (Arc::clone(&self.store), self.name.clone());
         self.running = Some(AbortOnDropHandle::new(tokio::spawn(save_then_ack(
@@ -88,7 +87,7 @@ impl Checkpointing {
     /// Waits for the save in progress, then saves what is left and acks it (shutdown).
     pub async fn flush_now(&mut self) -> Result<(), ConsumerError> {
         self.reap().await;
-        let positions: Vec<(Shard, Position)> = self.dirty.drain().collect();
+        let positions = self.dirty.take();
         let acks = std::mem::take(&mut self.held);
         let result = save_then_ack(Arc::clone(&self.store), self.name.clone(), positions, acks);
         self.last_flush = Instant::now();
@@ -147,9 +146,11 @@ async fn save_then_ack(
             });
         }
     }
-    let settled = acks.iter().map(|acker| acker.settle(AckKind::Ack));
-    for result in futures::future::join_all(settled).await {
-        if let Err(e) = result {
+    // One after the other: an ack only queues a publish on the connection, so awaiting them
+    // together gains nothing, and `join_all` over a save's 1–2k acks built a `FuturesOrdered`
+    // of them (~1% of the process in the flash-sale profile, docs/BENCHMARKS.md, session 6).
+    for acker in &acks {
+        if let Err(e) = acker.settle(AckKind::Ack).await {
             // A lost ack means one redelivery, which the position check skips.
             tracing::debug!(error = %e, "ack failed");
         }

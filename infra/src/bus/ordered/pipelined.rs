@@ -110,7 +110,7 @@ impl OrderedConsumer {
             }
             let ahead = in_flight
                 .as_ref()
-                .map(|b| b.sorted.next_last.clone())
+                .map(|b| b.sorted.next_last)
                 .unwrap_or_default();
             let sorted = match self
                 .sort(deliveries, |c, t| handler.wants(c, t), &ahead)
