@@ -11,8 +11,8 @@
 //! whatever its size (a dozen statements, their plans, the round trips, the commit) and
 //! each event about 50 µs more (`projections/tests/live_speed.rs`), so 32 shards committing
 //! small batches apart spent most of the machine on the fixed part, and under a flash sale
-//! the projectors fell seconds behind. So batches wait in a queue, and at most `lanes`
-//! transactions run at once: whoever gets a lane takes every queued batch (one per shard, up
+//! the projectors fell seconds behind. So batches wait in a queue, and at most [`LANES`]
+//! transactions run at once: whoever gets a lane takes the queued batches (one per shard, up
 //! to [`COMBINED_EVENTS`] events) and applies them together, with one statement per table
 //! for all of them. An idle projector still applies a lone batch at once; a busy one
 //! applies larger ones less often. Each caller gets its own shard's outcome.
@@ -66,13 +66,16 @@ pub struct PgProjectionGroup {
     lanes: Arc<Semaphore>,
 }
 
-/// Transactions a group runs at once by default: two, so that one is being written while
-/// the other waits for its round trips, on a machine of two cores or more.
-pub const LANES: usize = 2;
+/// Transactions a group runs at once by default. Under a backlog (every shard's batch
+/// queued) the lanes split it; with two and up to 4,096 events each, the projectors held
+/// two backends and got too small a share of a saturated machine: in a flash sale (ABBA,
+/// docs/BENCHMARKS.md, session 6) eight lanes of at most 768 events each had the views lag
+/// p99 8–9 s instead of 11.6, at the same submit rate.
+pub const LANES: usize = 8;
 
 /// Most events a combined transaction takes (a lone batch may be larger: the projector's
-/// batch size bounds that).
-pub const COMBINED_EVENTS: usize = 4_096;
+/// batch size bounds that): three shards' full batches.
+pub const COMBINED_EVENTS: usize = 768;
 
 /// One shard's batch, queued for a lane.
 struct Pending {
