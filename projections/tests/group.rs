@@ -14,10 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
 use orderflow_domain::Shard;
-use orderflow_infra::migrate;
-use orderflow_infra::store::{
-    ConsistencyToken, EventStore, PgEventStore, PgStoreConfig, Position, RecordedEvent, ShardMap,
-};
+use orderflow_infra::store::{ConsistencyToken, EventStore, PgEventStore, Position, RecordedEvent};
 use orderflow_infra::testing::TestDatabase;
 use orderflow_projections::merchants::PgMerchantCatalog;
 use orderflow_projections::orders::{ListSide, PgOrderDetail, PgOrderList};
@@ -29,7 +26,7 @@ use orderflow_projections::{
     BatchOutcome, PgProjection, PgProjectionGroup, ProjectionError, ProjectionGroup,
     ProjectionHandle, ProjectionModel, Projector, ProjectorConfig, RowChange, ShardEvents,
 };
-use support::{append, checkpoints, rows, workload, Rng};
+use support::{append, checkpoints, migrated, rows, store_on, workload, Rng};
 use tokio_util::sync::CancellationToken;
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -44,14 +41,6 @@ struct Pair {
     store: Arc<PgEventStore>,
     separate: Vec<Projector>,
     shutdown: CancellationToken,
-}
-
-async fn migrated(database: &TestDatabase) -> Pool {
-    let pool = database.pool(8);
-    migrate::run(&pool, migrate::MIGRATIONS)
-        .await
-        .expect("migrations apply");
-    pool
 }
 
 /// Every PostgreSQL projection as a model of its own (`replay::CATALOG`'s, over `pool`).
@@ -90,15 +79,9 @@ impl Pair {
     async fn start() -> Pair {
         let reference_db = TestDatabase::create().await;
         let grouped_db = TestDatabase::create().await;
-        let reference = migrated(&reference_db).await;
-        let grouped = migrated(&grouped_db).await;
-        let store = Arc::new(
-            PgEventStore::connect(PgStoreConfig::new(ShardMap::single(
-                reference_db.url.clone(),
-            )))
-            .await
-            .expect("store"),
-        );
+        let reference = migrated(&reference_db, 8).await;
+        let grouped = migrated(&grouped_db, 8).await;
+        let store = store_on(&reference_db).await;
         let shutdown = CancellationToken::new();
         let separate: Vec<Projector> = separate_models(&reference)
             .into_iter()

@@ -12,12 +12,11 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderflow_infra::migrate;
-use orderflow_infra::store::{ConsistencyToken, PgEventStore, PgStoreConfig, ShardMap};
+use orderflow_infra::store::ConsistencyToken;
 use orderflow_infra::testing::TestDatabase;
 use orderflow_projections::replay;
 use orderflow_projections::{PgProjectionGroup, Projector, ProjectorConfig};
-use support::{append, workload, Rng};
+use support::{feed_rounds, migrated, store_on, Rng};
 use tokio_util::sync::CancellationToken;
 
 /// User plus system CPU of a process so far, in clock ticks (100 per second on Linux).
@@ -60,20 +59,9 @@ struct Run {
 
 async fn catch_up(orders: i64, batch: usize) -> Run {
     let database = TestDatabase::create().await;
-    let admin = database.pool(2);
-    migrate::run(&admin, migrate::MIGRATIONS)
-        .await
-        .expect("migrations apply");
-    let store = Arc::new(
-        PgEventStore::connect(PgStoreConfig::new(ShardMap::single(database.url.clone())))
-            .await
-            .expect("store"),
-    );
-    let mut rng = Rng(0x11fe_0006);
-    for round in 0..(orders + 999) / 1_000 {
-        let log = workload(&mut rng, round, 1_000.min(orders - round * 1_000));
-        append(store.as_ref(), &mut rng, log).await;
-    }
+    let admin = migrated(&database, 2).await;
+    let store = store_on(&database).await;
+    feed_rounds(store.as_ref(), &mut Rng(0x11fe_0006), orders).await;
     let heads = replay::heads(store.as_ref()).await.expect("heads");
     let events: u64 = heads.values().map(|p| p.get()).sum();
 

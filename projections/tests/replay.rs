@@ -10,15 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_domain::{OrderNo, Shard};
-use orderflow_infra::migrate;
-use orderflow_infra::store::{
-    ConsistencyToken, EventStore, PgEventStore, PgStoreConfig, Position, ShardMap,
-};
+use orderflow_infra::store::{ConsistencyToken, EventStore, PgEventStore, Position};
 use orderflow_infra::testing::TestDatabase;
 use orderflow_projections::orders::{OrderDetailReader, PgOrderDetail};
 use orderflow_projections::replay::{self, shadow_schema, Rebuildable, Replay, ReplayConfig};
 use orderflow_projections::{PgProjectionGroup, Projector, ProjectorConfig};
-use support::{append, checkpoints, rows, workload, Rng};
+use support::{append, checkpoints, feed_rounds, migrated, rows, store_on, workload, Rng};
 use tokio_util::sync::CancellationToken;
 
 struct Live {
@@ -34,15 +31,8 @@ impl Live {
     /// A migrated database, its store, and the live projector of every rebuildable projection.
     async fn start() -> Live {
         let database = TestDatabase::create().await;
-        let pool = database.pool(8);
-        migrate::run(&pool, migrate::MIGRATIONS)
-            .await
-            .expect("migrations apply");
-        let store = Arc::new(
-            PgEventStore::connect(PgStoreConfig::new(ShardMap::single(database.url.clone())))
-                .await
-                .expect("store"),
-        );
+        let pool = migrated(&database, 8).await;
+        let store = store_on(&database).await;
         let shutdown = CancellationToken::new();
         let config = ProjectorConfig {
             batch: 64,
@@ -267,10 +257,7 @@ async fn replay_speed() {
         .unwrap_or(20_000);
     let live = Live::start().await;
     let mut rng = Rng(0xbe7c_0004);
-    for round in 0..(orders + 999) / 1_000 {
-        live.feed(&mut rng, round, 1_000.min(orders - round * 1_000))
-            .await;
-    }
+    feed_rounds(live.store.as_ref(), &mut rng, orders).await;
     live.settle().await;
     live.shutdown.cancel();
     let heads = replay::heads(live.store.as_ref()).await.expect("heads");

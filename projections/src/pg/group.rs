@@ -111,12 +111,6 @@ impl PgProjectionGroup {
         }
     }
 
-    /// At most `lanes` transactions at once (at least one): fewer lanes, larger batches.
-    pub fn with_lanes(mut self, lanes: usize) -> Self {
-        self.lanes = Arc::new(Semaphore::new(lanes.max(1)));
-        self
-    }
-
     /// The queued batches a lane takes: each shard once (the first, in arrival order), up to
     /// [`COMBINED_EVENTS`] events (at least one batch). Batches nobody waits for any more
     /// (their projector stopped) are dropped: their events come again after a restart.

@@ -106,11 +106,9 @@ impl PgProjection for PgMerchantHourly {
         // query.
         let mut merchants: HashMap<String, MerchantId> = HashMap::new();
         let mut missed = Vec::new();
-        let mut stored: Vec<Vec<String>> = Vec::with_capacity(batch.len());
-        for part in batch {
-            stored.push(stored_orders(&part.events));
-            let part_stored = stored.last().map(Vec::as_slice).unwrap_or_default();
-            for (no, merchant) in self.merchants.get_all(part.shard, part_stored) {
+        let stored: Vec<Vec<String>> = batch.iter().map(|p| stored_orders(&p.events)).collect();
+        for (part, stored) in batch.iter().zip(&stored) {
+            for (no, merchant) in self.merchants.get_all(part.shard, stored) {
                 match merchant {
                     Some(m) => {
                         merchants.insert(no.clone(), m);

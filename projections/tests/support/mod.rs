@@ -5,6 +5,9 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
 
 use orderflow_domain::order::OrderCancelled;
 use orderflow_domain::rider::{RiderEvent, RiderLocationReported, RiderWentOnline};
@@ -14,9 +17,12 @@ use orderflow_domain::sku::{
 use orderflow_domain::{
     Capacity, GeoPoint, Name, Quantity, RestockQuantity, RiderId, SkuId, StreamId,
 };
+use orderflow_infra::migrate;
 use orderflow_infra::store::{
-    AppendRequest, CommandId, EventStore, ExpectedVersion, NewEvent, RecordedEvent,
+    AppendRequest, CommandId, EventStore, ExpectedVersion, NewEvent, PgEventStore, PgStoreConfig,
+    RecordedEvent, ShardMap,
 };
+use orderflow_infra::testing::TestDatabase;
 use orderflow_projections::testing::fixtures::{self, Log};
 
 /// A small deterministic generator (xorshift64*): the workload is random but reproducible.
@@ -247,4 +253,31 @@ pub async fn checkpoints(
         .into_iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+/// `database` migrated, and a pool of `size` connections on it.
+pub async fn migrated(database: &TestDatabase, size: usize) -> Pool {
+    let pool = database.pool(size);
+    migrate::run(&pool, migrate::MIGRATIONS)
+        .await
+        .expect("migrations apply");
+    pool
+}
+
+/// An event store of one database holding every shard.
+pub async fn store_on(database: &TestDatabase) -> Arc<PgEventStore> {
+    Arc::new(
+        PgEventStore::connect(PgStoreConfig::new(ShardMap::single(database.url.clone())))
+            .await
+            .expect("store"),
+    )
+}
+
+/// Appends a random workload of `orders` orders, a thousand per round (merchants renamed and
+/// riders moved each round).
+pub async fn feed_rounds(store: &dyn EventStore, rng: &mut Rng, orders: i64) {
+    for round in 0..(orders + 999) / 1_000 {
+        let log = workload(rng, round, 1_000.min(orders - round * 1_000));
+        append(store, rng, log).await;
+    }
 }
