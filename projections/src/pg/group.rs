@@ -41,16 +41,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use futures::future::try_join_all;
 use orderflow_domain::Shard;
 use orderflow_infra::store::{Position, RecordedEvent};
 
 use tokio::sync::{oneshot, Semaphore};
 
-use super::{lock_checkpoints, skip_batch, touches, PgProjection, ShardEvents};
+use super::{skip_batch, touches, write_batch, PgProjection};
 use crate::error::ProjectionError;
 use crate::group::ProjectionGroup;
-use crate::model::{unapplied, BatchOutcome, RowChange};
+use crate::model::{BatchOutcome, RowChange};
 
 /// PostgreSQL projections applied in one transaction per shard and batch. Cheap to clone.
 #[derive(Clone)]
@@ -182,7 +181,8 @@ impl PgProjectionGroup {
             .collect();
         let mut by_shard: HashMap<Shard, Vec<RowChange>> = HashMap::new();
         if !written.is_empty() {
-            for change in self.write(&written).await? {
+            let members: Vec<&dyn PgProjection> = self.members.iter().map(|m| m.as_ref()).collect();
+            for change in write_batch(&self.pool, &members, &written).await? {
                 by_shard.entry(change.shard).or_default().push(change);
             }
         }
@@ -192,62 +192,6 @@ impl PgProjectionGroup {
                 changes: by_shard.remove(shard).unwrap_or_default(),
             })
             .collect())
-    }
-
-    /// The transaction of `parts`, each holding an event some member reads: the row changes.
-    async fn write(
-        &self,
-        parts: &[(Shard, &[RecordedEvent])],
-    ) -> Result<Vec<RowChange>, ProjectionError> {
-        let moves: Vec<(Shard, Position)> = parts
-            .iter()
-            .filter_map(|(shard, events)| events.last().map(|e| (*shard, e.position)))
-            .collect();
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let saved = lock_checkpoints(&tx, &self.names, &moves).await?;
-        // Each member, with each shard's events past its own checkpoint and of its streams. A
-        // member at or past a shard's batch (swapped in by a rebuild, or the group restarted
-        // from a lower member's checkpoint) has nothing to do there.
-        let mut own = Vec::with_capacity(self.members.len());
-        let mut shared = Vec::new();
-        for (i, member) in self.members.iter().enumerate() {
-            let mut batch = Vec::with_capacity(parts.len());
-            for ((shard, events), saved) in parts.iter().zip(&saved) {
-                let Some((fresh, _)) = unapplied(events, saved[i]) else {
-                    continue;
-                };
-                if touches(fresh.iter().copied(), member.reads()) {
-                    batch.push(ShardEvents {
-                        shard: *shard,
-                        events: fresh,
-                    });
-                }
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            if member.shares_rows() {
-                shared.push((member, batch));
-            } else {
-                own.push((member, batch));
-            }
-        }
-        // The members' statements go out together, pipelined on the transaction's
-        // connection: a batch costs about the round trips of its longest member, not their
-        // sum. The shared rows last, so they stay locked for the commit only.
-        let mut changes = Vec::new();
-        for phase in [own, shared] {
-            let applied = try_join_all(
-                phase
-                    .iter()
-                    .map(|(member, batch)| member.apply_in(&tx, batch)),
-            )
-            .await?;
-            changes.extend(applied.into_iter().flatten());
-        }
-        tx.commit().await?;
-        Ok(changes)
     }
 }
 

@@ -17,8 +17,9 @@ pub mod group;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use futures::future::try_join_all;
 use orderflow_domain::Shard;
-use orderflow_infra::store::RecordedEvent;
+use orderflow_infra::store::{Position, RecordedEvent};
 
 use crate::error::ProjectionError;
 use crate::model::{unapplied, BatchOutcome, ProjectionModel, RowChange};
@@ -43,8 +44,8 @@ impl<'a> ShardEvents<'a> {
 }
 
 /// A PostgreSQL read model's work on a batch, inside a transaction its caller holds: the
-/// caller has locked the model's checkpoint row for the shard (`FOR UPDATE`), dropped the
-/// events it covers, and moves it in the same transaction. The model writes only its own
+/// caller has locked the model's checkpoint row of each shard in the batch (`FOR UPDATE`),
+/// dropped the events they cover, and moves them in the same transaction. The model writes only its own
 /// tables, and only through `tx`; other members of a group may be writing theirs through the
 /// same `tx` at the same time (their statements pipelined on the one connection).
 #[async_trait]
@@ -83,33 +84,75 @@ pub async fn apply_alone(
     shard: Shard,
     events: &[RecordedEvent],
 ) -> Result<BatchOutcome, ProjectionError> {
-    let name = model.name();
-    if !touches(events, model.reads()) {
-        if let Some(last) = events.last() {
-            skip_batch(pool, &[name], &[(shard, last.position)]).await?;
-        }
-        return Ok(BatchOutcome::default());
-    }
     let Some(last) = events.last().map(|e| e.position) else {
         return Ok(BatchOutcome::default());
     };
+    if !touches(events, model.reads()) {
+        skip_batch(pool, &[model.name()], &[(shard, last)]).await?;
+        return Ok(BatchOutcome::default());
+    }
+    let changes = write_batch(pool, &[model], &[(shard, events)]).await?;
+    Ok(BatchOutcome { changes })
+}
+
+/// One transaction of `members` over `parts` (each shard once, each holding an event some
+/// member reads): lock (and move) every member's checkpoint row of every shard, hand each
+/// member each shard's events past its own checkpoint and of its streams
+/// ([`PgProjection::apply_in`]), commit; the row changes. A member at or past a shard's batch
+/// (swapped in by a rebuild, or a group restarted from a lower member's checkpoint) has
+/// nothing to do there.
+pub(crate) async fn write_batch(
+    pool: &Pool,
+    members: &[&dyn PgProjection],
+    parts: &[(Shard, &[RecordedEvent])],
+) -> Result<Vec<RowChange>, ProjectionError> {
+    let names: Vec<&str> = members.iter().map(|m| m.name()).collect();
+    let moves: Vec<(Shard, Position)> = parts
+        .iter()
+        .filter_map(|(shard, events)| events.last().map(|e| (*shard, e.position)))
+        .collect();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    let saved = lock_checkpoints(&tx, &[name], &[(shard, last)]).await?;
-    let Some((fresh, _)) = unapplied(events, saved[0][0]) else {
-        return Ok(BatchOutcome::default());
-    };
-    let changes = if touches(fresh.iter().copied(), model.reads()) {
-        let batch = [ShardEvents {
-            shard,
-            events: fresh,
-        }];
-        model.apply_in(&tx, &batch).await?
-    } else {
-        Vec::new()
-    };
+    let saved = lock_checkpoints(&tx, &names, &moves).await?;
+    let mut own = Vec::with_capacity(members.len());
+    let mut shared = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let mut batch = Vec::with_capacity(parts.len());
+        for ((shard, events), saved) in parts.iter().zip(&saved) {
+            let Some((fresh, _)) = unapplied(events, saved[i]) else {
+                continue;
+            };
+            if touches(fresh.iter().copied(), member.reads()) {
+                batch.push(ShardEvents {
+                    shard: *shard,
+                    events: fresh,
+                });
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if member.shares_rows() {
+            shared.push((member, batch));
+        } else {
+            own.push((member, batch));
+        }
+    }
+    // The members' statements go out together, pipelined on the transaction's connection: a
+    // batch costs about the round trips of its longest member, not their sum. The shared
+    // rows last, so they stay locked for the commit only.
+    let mut changes = Vec::new();
+    for phase in [own, shared] {
+        let applied = try_join_all(
+            phase
+                .iter()
+                .map(|(member, batch)| member.apply_in(&tx, batch)),
+        )
+        .await?;
+        changes.extend(applied.into_iter().flatten());
+    }
     tx.commit().await?;
-    Ok(BatchOutcome { changes })
+    Ok(changes)
 }
 
 /// A pool for the read models' queries, apart from the projectors' (and the event store's):
