@@ -1,4 +1,4 @@
-//! The PostgreSQL projection group (every projection in one transaction per shard and batch)
+//! The PostgreSQL projection group (every projection in one transaction per batch of shards)
 //! against separate projectors (one transaction per projection), on one store and a random
 //! workload: the group's database ends with exactly the rows and checkpoints of the separate
 //! projectors' database, also when members start at different checkpoints; and a batch one

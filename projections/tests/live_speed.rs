@@ -2,7 +2,7 @@
 //! rebuildable projection in one group, as the read side runs them, catching up on a store
 //! of `LIVE_BENCH_ORDERS` random orders (default 10,000, about 4.5 events each) with batches
 //! of at most 8, 32 and 256 events. The live path (upserts of loaded rows, one transaction
-//! per shard and batch) and not the rebuild's bulk copy, so the figures say what a batch costs
+//! per batch of one or more shards) and not the rebuild's bulk copy, so the figures say what a batch costs
 //! and what each event in it costs, in our process and in the PostgreSQL backends serving it.
 //!
 //! Run: `cargo test --release -p orderflow-projections --test live_speed -- --ignored --nocapture`

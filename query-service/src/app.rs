@@ -7,7 +7,8 @@
 //!   in the given database (the one holding shard 0 when they share the event store's).
 //!
 //! Either way one projector runs every read model as a group (one task and subscription per
-//! shard; on PostgreSQL one transaction per shard and batch for all seven), follows the event
+//! shard; on PostgreSQL one transaction per batch for all seven, shards' batches sharing one
+//! under load), follows the event
 //! store's shard logs (`docs/read-side.md` says why) and publishes row changes on the bus
 //! when one is given; each read model keeps its own checkpoints and applied positions. Start
 //! with [`ReadAppBuilder::start`]; stop with [`ReadApp::begin_shutdown`] when the server
@@ -104,8 +105,9 @@ impl ReadAppBuilder {
     }
 
     /// Builds the read models and starts their projector: one for all of them, so one task
-    /// and one subscription per shard; on PostgreSQL one transaction per shard and batch for
-    /// the seven projections (`PgProjectionGroup`), in memory one model after another.
+    /// and one subscription per shard; on PostgreSQL one transaction per batch for the seven
+    /// projections, queued shards' batches sharing one (`PgProjectionGroup`), in memory one
+    /// model after another.
     pub fn start(self) -> ReadApp {
         let (group, readers) = self.models();
         let projector = Projector::group(

@@ -51,7 +51,8 @@ use crate::error::ProjectionError;
 use crate::group::ProjectionGroup;
 use crate::model::{BatchOutcome, RowChange};
 
-/// PostgreSQL projections applied in one transaction per shard and batch. Cheap to clone.
+/// PostgreSQL projections applied together, queued shards' batches in one transaction. Cheap
+/// to clone.
 #[derive(Clone)]
 pub struct PgProjectionGroup {
     pool: Pool,
