@@ -1,6 +1,6 @@
 //! [`InProcessBus`]: the bus port in memory, with JetStream's semantics (stored publishes,
-//! message-id dedup, durable pull consumers with ack wait, nak delay and max deliver), for the
-//! embedded mode and fast tests.
+//! message-id dedup, durable pull consumers with explicit ack or ack-all, a start sequence, ack
+//! wait, nak delay and max deliver), for the embedded mode and fast tests.
 //!
 //! Retention is unlimited: the embedded mode is for demos and tests, not for months of events.
 
@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{
-    subject_matches, validate_consumer_name, validate_subject, AckKind, Acker, BusError,
-    BusMessage, ConsumerConfig, Delivery, DurableConsumer, EventBus, OutgoingMessage, PendingAck,
-    PublishAck, StreamKind, Subjects, TransientSubscription,
+    subject_matches, validate_consumer_name, validate_subject, AckKind, AckPolicy, Acker, BusError,
+    BusMessage, ConsumerConfig, ConsumerInfo, Delivery, DurableConsumer, EventBus, OutgoingMessage,
+    PendingAck, PublishAck, StreamKind, Subjects, TransientSubscription,
 };
 
 /// JetStream's default dedup window.
@@ -55,8 +55,8 @@ struct State {
     transient: Vec<(String, mpsc::Sender<BusMessage>)>,
 }
 
-/// A delivery taken under the lock: message, delivery count, sequence.
-type Taken = (BusMessage, u32, u64);
+/// A delivery taken under the lock: message, delivery count, stream and delivery sequences.
+type Taken = (BusMessage, u32, u64, u64);
 
 struct Stored {
     kind: StreamKind,
@@ -69,6 +69,75 @@ struct ConsumerState {
     cursor: u64,
     /// Delivered and not yet acknowledged, by sequence.
     pending: BTreeMap<u64, Pending>,
+    /// The last delivery's sequence (every delivery, redeliveries too, takes the next one).
+    delivered: u64,
+    /// `AckPolicy::All`: the stream and delivery sequences of the last ack-all that counted.
+    floor: (u64, u64),
+}
+
+impl ConsumerState {
+    fn new(config: ConsumerConfig) -> Self {
+        let cursor = config.start_sequence.map_or(0, |s| s.saturating_sub(1));
+        ConsumerState {
+            config,
+            cursor,
+            pending: BTreeMap::new(),
+            delivered: 0,
+            floor: (cursor, 0),
+        }
+    }
+
+    fn info(&self) -> ConsumerInfo {
+        let ack_floor_stream = match self.config.ack_policy {
+            AckPolicy::All => self.floor.0,
+            // As JetStream: below the lowest pending message, or all that was looked at.
+            AckPolicy::Explicit => self
+                .pending
+                .keys()
+                .next()
+                .map_or(self.cursor, |&first| first - 1),
+        };
+        ConsumerInfo {
+            ack_policy: self.config.ack_policy,
+            ack_floor_stream,
+            ack_floor_delivery: self.floor.1,
+            delivered: self.delivered,
+            ack_pending: self.pending.len() as u64,
+        }
+    }
+
+    /// Settles a delivery (stream sequence `seq`, delivery sequence `dseq`) as JetStream does.
+    fn settle(&mut self, kind: AckKind, seq: u64, dseq: u64) {
+        let all = self.config.ack_policy == AckPolicy::All;
+        match kind {
+            // JetStream treats a term like an ack, so under ack-all it settles everything below.
+            AckKind::Ack | AckKind::Term if all => {
+                let (floor_seq, floor_dseq) = self.floor;
+                if seq <= floor_seq || dseq <= floor_dseq {
+                    return;
+                }
+                self.floor = (seq, dseq);
+                self.pending = self.pending.split_off(&(seq + 1));
+            }
+            AckKind::Ack | AckKind::Term => {
+                self.pending.remove(&seq);
+            }
+            AckKind::Nak(delay) => {
+                if all && dseq <= self.floor.1 {
+                    return;
+                }
+                if let Some(p) = self.pending.get_mut(&seq) {
+                    p.due = Instant::now() + delay.unwrap_or(Duration::ZERO);
+                }
+            }
+            AckKind::InProgress => {
+                let ack_wait = self.config.ack_wait;
+                if let Some(p) = self.pending.get_mut(&seq) {
+                    p.due = Instant::now() + ack_wait;
+                }
+            }
+        }
+    }
 }
 
 struct Pending {
@@ -186,8 +255,9 @@ impl State {
             }
             p.delivered += 1;
             p.due = now + ack_wait;
+            consumer.delivered += 1;
             let message = log[(seq - 1) as usize].message.clone();
-            out.push((message, p.delivered, seq));
+            out.push((message, p.delivered, seq, consumer.delivered));
         }
         for seq in exhausted {
             consumer.pending.remove(&seq);
@@ -210,7 +280,13 @@ impl State {
                     due: now + ack_wait,
                 },
             );
-            out.push((stored.message.clone(), 1, consumer.cursor));
+            consumer.delivered += 1;
+            out.push((
+                stored.message.clone(),
+                1,
+                consumer.cursor,
+                consumer.delivered,
+            ));
         }
         let next_due = consumer.pending.values().map(|p| p.due).min();
         Ok((out, next_due))
@@ -248,15 +324,23 @@ impl EventBus for InProcessBus {
             .lock()
             .consumers
             .entry(key.clone())
-            .or_insert_with(|| ConsumerState {
-                config,
-                cursor: 0,
-                pending: BTreeMap::new(),
-            });
+            .or_insert_with(|| ConsumerState::new(config));
         Ok(Box::new(InProcessConsumer {
             shared: self.shared.clone(),
             key,
         }))
+    }
+
+    async fn consumer_info(
+        &self,
+        stream: StreamKind,
+        name: &str,
+    ) -> Result<Option<ConsumerInfo>, BusError> {
+        let state = self.shared.lock();
+        Ok(state
+            .consumers
+            .get(&(stream, name.to_owned()))
+            .map(ConsumerState::info))
     }
 
     async fn delete_consumer(&self, stream: StreamKind, name: &str) -> Result<(), BusError> {
@@ -321,13 +405,14 @@ impl DurableConsumer for InProcessConsumer {
             if !taken.is_empty() {
                 return Ok(taken
                     .into_iter()
-                    .map(|(message, delivered, seq)| {
+                    .map(|(message, delivered, seq, dseq)| {
                         let acker = InProcessAcker {
                             shared: self.shared.clone(),
                             key: self.key.clone(),
                             seq,
+                            dseq,
                         };
-                        Delivery::new(message, delivered, seq, Box::new(acker))
+                        Delivery::new(message, delivered, seq, dseq, Box::new(acker))
                     })
                     .collect());
             }
@@ -342,12 +427,22 @@ impl DurableConsumer for InProcessConsumer {
             }
         }
     }
+
+    async fn info(&self) -> Result<ConsumerInfo, BusError> {
+        let state = self.shared.lock();
+        state
+            .consumers
+            .get(&self.key)
+            .map(ConsumerState::info)
+            .ok_or_else(|| BusError::ConsumerNotFound(self.key.1.clone()))
+    }
 }
 
 struct InProcessAcker {
     shared: Arc<Shared>,
     key: (StreamKind, String),
     seq: u64,
+    dseq: u64,
 }
 
 #[async_trait]
@@ -359,22 +454,7 @@ impl Acker for InProcessAcker {
             let Some(consumer) = state.consumers.get_mut(&self.key) else {
                 return Ok(());
             };
-            let ack_wait = consumer.config.ack_wait;
-            match kind {
-                AckKind::Ack | AckKind::Term => {
-                    consumer.pending.remove(&self.seq);
-                }
-                AckKind::Nak(delay) => {
-                    if let Some(p) = consumer.pending.get_mut(&self.seq) {
-                        p.due = Instant::now() + delay.unwrap_or(Duration::ZERO);
-                    }
-                }
-                AckKind::InProgress => {
-                    if let Some(p) = consumer.pending.get_mut(&self.seq) {
-                        p.due = Instant::now() + ack_wait;
-                    }
-                }
-            }
+            consumer.settle(kind, self.seq, self.dseq);
         }
         // An ack frees a max_ack_pending slot and a nak may be due now: wake fetchers.
         self.shared.notify.notify_waiters();

@@ -5,7 +5,8 @@
 //! embedded mode and fast tests behave like production:
 //! - [`EventBus::publish`] returns once the bus has *stored* the message; a message id
 //!   (`Nats-Msg-Id`) seen again within the dedup window is stored once;
-//! - durable pull consumers by name, with a subject filter, explicit ack, nak with a delay,
+//! - durable pull consumers by name, with a subject filter, explicit ack or ack-all (one ack
+//!   covers every message below it), a start sequence, nak with a delay,
 //!   redelivery after the ack wait, a max-deliver count, and the delivery count on each message;
 //! - non-durable `publish_transient` / `subscribe` for fire-and-forget subjects (rider offers).
 //!
@@ -39,7 +40,7 @@ pub use memory::InProcessBus;
 pub use nats::{NatsBus, NatsBusConfig};
 pub use ordered::{
     BatchEventHandler, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig,
-    PipelinedHandler, SecondStage, ShardSelection,
+    PipelinedHandler, SecondStage, ShardSelection, DURABLE_SUFFIX,
 };
 pub use relay::{Relay, RelayConfig, RelayError, RelayStats};
 pub use subjects::{
@@ -133,6 +134,33 @@ pub type PendingAck = BoxFuture<'static, Result<PublishAck, BusError>>;
 /// Messages of a transient subscription; it ends when the bus closes.
 pub type TransientSubscription = BoxStream<'static, BusMessage>;
 
+/// How a durable consumer's acks count. Fixed when the consumer is created: JetStream cannot
+/// change it on an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckPolicy {
+    /// Each ack settles its own message.
+    #[default]
+    Explicit,
+    /// An ack settles its message and every message below it in the stream that was
+    /// delivered and not yet acked, nak'ed ones included (JetStream's `AckAll`). It is ignored
+    /// unless both its stream and its delivery sequence are above the last ack-all's.
+    All,
+}
+
+/// A durable consumer's state as the bus keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    pub ack_policy: AckPolicy,
+    /// Every message up to this stream sequence is acked (0: none yet)…
+    pub ack_floor_stream: u64,
+    /// …and the delivery sequence of the ack that set it.
+    pub ack_floor_delivery: u64,
+    /// The delivery sequence of the last delivery (0: none yet); the next is one more.
+    pub delivered: u64,
+    /// Delivered and not acked yet.
+    pub ack_pending: u64,
+}
+
 /// A durable pull consumer's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
@@ -147,6 +175,10 @@ pub struct ConsumerConfig {
     pub max_deliver: Option<u32>,
     /// Most deliveries awaiting an ack at once; the bus stops delivering beyond that.
     pub max_ack_pending: u32,
+    pub ack_policy: AckPolicy,
+    /// Where a consumer created by this call starts: the stream sequence of its first message
+    /// (`None`: the stream's first). Ignored when it exists already.
+    pub start_sequence: Option<u64>,
 }
 
 impl ConsumerConfig {
@@ -157,6 +189,8 @@ impl ConsumerConfig {
             ack_wait: Duration::from_secs(30),
             max_deliver: None,
             max_ack_pending: 10_000,
+            ack_policy: AckPolicy::Explicit,
+            start_sequence: None,
         }
     }
 }
@@ -187,6 +221,9 @@ pub struct Delivery {
     pub delivered: u32,
     /// The message's sequence in its stream.
     pub stream_sequence: u64,
+    /// This delivery's sequence in the consumer: one more for every delivery it makes,
+    /// redeliveries included, so a jump means a delivery this client never received.
+    pub delivery_sequence: u64,
     acker: Box<dyn Acker>,
 }
 
@@ -196,6 +233,7 @@ impl std::fmt::Debug for Delivery {
             .field("subject", &self.message.subject)
             .field("delivered", &self.delivered)
             .field("stream_sequence", &self.stream_sequence)
+            .field("delivery_sequence", &self.delivery_sequence)
             .finish_non_exhaustive()
     }
 }
@@ -205,12 +243,14 @@ impl Delivery {
         message: BusMessage,
         delivered: u32,
         stream_sequence: u64,
+        delivery_sequence: u64,
         acker: Box<dyn Acker>,
     ) -> Self {
         Delivery {
             message,
             delivered,
             stream_sequence,
+            delivery_sequence,
             acker,
         }
     }
@@ -235,6 +275,14 @@ impl Delivery {
     pub fn into_parts(self) -> (BusMessage, Box<dyn Acker>) {
         (self.message, self.acker)
     }
+
+    /// The same delivery with another acker (one that wraps this one's).
+    pub fn map_acker(self, f: impl FnOnce(Box<dyn Acker>) -> Box<dyn Acker>) -> Self {
+        Delivery {
+            acker: f(self.acker),
+            ..self
+        }
+    }
 }
 
 /// A durable pull consumer: the bus remembers what it acknowledged across restarts.
@@ -245,6 +293,9 @@ pub trait DurableConsumer: Send + Sync {
     /// Up to `max` deliveries: returns as soon as at least one is available, or empty after
     /// `max_wait`. Redeliveries come before new messages.
     async fn fetch(&self, max: usize, max_wait: Duration) -> Result<Vec<Delivery>, BusError>;
+
+    /// Its state on the bus.
+    async fn info(&self) -> Result<ConsumerInfo, BusError>;
 }
 
 /// The event bus port.
@@ -265,6 +316,13 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Creates the durable consumer, or binds to it if it exists (keeping its progress).
     async fn consumer(&self, config: ConsumerConfig) -> Result<Box<dyn DurableConsumer>, BusError>;
+
+    /// A durable consumer's state, if it exists.
+    async fn consumer_info(
+        &self,
+        stream: StreamKind,
+        name: &str,
+    ) -> Result<Option<ConsumerInfo>, BusError>;
 
     /// Deletes a durable consumer and its progress.
     async fn delete_consumer(&self, stream: StreamKind, name: &str) -> Result<(), BusError>;

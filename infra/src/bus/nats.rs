@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 
 use super::{
-    validate_consumer_name, validate_subject, AckKind, Acker, BusError, BusMessage, ConsumerConfig,
-    Delivery, DurableConsumer, EventBus, Headers, MessageHeaders, OutgoingMessage, PendingAck,
-    PublishAck, StreamKind, Subjects, TransientSubscription, MSG_ID_HEADER,
+    validate_consumer_name, validate_subject, AckKind, AckPolicy, Acker, BusError, BusMessage,
+    ConsumerConfig, ConsumerInfo, Delivery, DurableConsumer, EventBus, Headers, MessageHeaders,
+    OutgoingMessage, PendingAck, PublishAck, StreamKind, Subjects, TransientSubscription,
+    MSG_ID_HEADER,
 };
 
 /// How the JetStream streams are created.
@@ -198,14 +199,24 @@ impl EventBus for NatsBus {
     async fn consumer(&self, config: ConsumerConfig) -> Result<Box<dyn DurableConsumer>, BusError> {
         validate_consumer_name(&config.name)?;
         let (_, stream) = self.stream(&config.filter_subject).await?;
+        let deliver_policy = match config.start_sequence {
+            None => jetstream::consumer::DeliverPolicy::All,
+            Some(start_sequence) => {
+                jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence }
+            }
+        };
+        let ack_policy = match config.ack_policy {
+            AckPolicy::Explicit => jetstream::consumer::AckPolicy::Explicit,
+            AckPolicy::All => jetstream::consumer::AckPolicy::All,
+        };
         let consumer = stream
             .get_or_create_consumer(
                 &config.name,
                 pull::Config {
                     durable_name: Some(config.name.clone()),
                     filter_subject: config.filter_subject.clone(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                    ack_policy,
+                    deliver_policy,
                     ack_wait: config.ack_wait,
                     max_deliver: config.max_deliver.map_or(-1, i64::from),
                     max_ack_pending: i64::from(config.max_ack_pending),
@@ -217,7 +228,32 @@ impl EventBus for NatsBus {
         Ok(Box::new(NatsConsumer {
             name: config.name,
             consumer,
+            stream,
         }))
+    }
+
+    async fn consumer_info(
+        &self,
+        stream: StreamKind,
+        name: &str,
+    ) -> Result<Option<ConsumerInfo>, BusError> {
+        let stream = self
+            .js
+            .get_stream(self.subjects.stream_name(stream))
+            .await
+            .map_err(|e| BusError::unavailable("get stream", e))?;
+        match stream.consumer_info(name).await {
+            Ok(info) => Ok(Some(to_info(&info))),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::context::ConsumerInfoErrorKind::NotFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(BusError::unavailable("consumer info", e)),
+        }
     }
 
     async fn delete_consumer(&self, stream: StreamKind, name: &str) -> Result<(), BusError> {
@@ -284,6 +320,22 @@ fn map_publish_error(e: jetstream::context::PublishError) -> BusError {
 struct NatsConsumer {
     name: String,
     consumer: jetstream::consumer::Consumer<pull::Config>,
+    /// For `info` (the consumer's own `info` needs `&mut`).
+    stream: stream::Stream,
+}
+
+fn to_info(info: &jetstream::consumer::Info) -> ConsumerInfo {
+    ConsumerInfo {
+        ack_policy: match info.config.ack_policy {
+            jetstream::consumer::AckPolicy::All => AckPolicy::All,
+            // `None` never occurs here: orderflow creates only the other two.
+            _ => AckPolicy::Explicit,
+        },
+        ack_floor_stream: info.ack_floor.stream_sequence,
+        ack_floor_delivery: info.ack_floor.consumer_sequence,
+        delivered: info.delivered.consumer_sequence,
+        ack_pending: info.num_ack_pending as u64,
+    }
 }
 
 impl NatsConsumer {
@@ -334,13 +386,14 @@ impl NatsConsumer {
 const PULL_GRACE: Duration = Duration::from_secs(5);
 
 fn to_delivery(message: jetstream::Message) -> Result<Delivery, BusError> {
-    let (delivered, stream_sequence) = {
+    let (delivered, stream_sequence, delivery_sequence) = {
         let info = message
             .info()
             .map_err(|e| BusError::unavailable("message info", e))?;
         (
             u32::try_from(info.delivered).unwrap_or(u32::MAX),
             info.stream_sequence,
+            info.consumer_sequence,
         )
     };
     let (message, acker) = message.split();
@@ -354,6 +407,7 @@ fn to_delivery(message: jetstream::Message) -> Result<Delivery, BusError> {
         received,
         delivered,
         stream_sequence,
+        delivery_sequence,
         Box::new(NatsAcker(acker)),
     ))
 }
@@ -379,6 +433,15 @@ impl DurableConsumer for NatsConsumer {
             }
         }
         Ok(out)
+    }
+
+    async fn info(&self) -> Result<ConsumerInfo, BusError> {
+        let info = self
+            .stream
+            .consumer_info(&self.name)
+            .await
+            .map_err(|e| BusError::unavailable("consumer info", e))?;
+        Ok(to_info(&info))
     }
 }
 

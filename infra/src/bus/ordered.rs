@@ -11,12 +11,14 @@
 //! Checkpoint before ack: acks are held until the checkpoint covering them is saved, so after
 //! a crash every event past the saved checkpoint is redelivered (at-least-once; handlers are
 //! idempotent) and none is acknowledged-but-forgotten, which would leave a permanent gap.
-//! Saves run in the background (`checkpointing.rs`), beside the next events' handling.
+//! Saves run in the background (`checkpointing.rs`), beside the next events' handling, and
+//! end with one ack-all up to the first message not done (`acks.rs`): one ack per save.
 //!
 //! Three ways to hand events over: one at a time ([`OrderedConsumer::run`]), a fetch at once
 //! (`batched.rs`), or a fetch at once in two stages that overlap the next fetch's
 //! (`pipelined.rs`).
 
+mod acks;
 mod batched;
 mod checkpointing;
 mod pipelined;
@@ -33,6 +35,7 @@ use orderflow_domain::Shard;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use self::acks::{AckFloor, FloorConsumer};
 use self::checkpointing::Checkpointing;
 use self::positions::ShardPositions;
 
@@ -48,8 +51,8 @@ use super::dead_letter::{dead_letter_message, dlq_headers};
 use super::error::ConsumerError;
 use super::route::{examine, Examined};
 use super::{
-    decode_event, validate_consumer_name, BoxError, BusError, CheckpointStore, ConsumerConfig,
-    Delivery, DurableConsumer, EventBus,
+    decode_event, validate_consumer_name, AckPolicy, BoxError, BusError, CheckpointStore,
+    ConsumerConfig, ConsumerInfo, Delivery, DurableConsumer, EventBus, StreamKind,
 };
 use crate::store::{Position, RecordedEvent};
 
@@ -81,9 +84,15 @@ pub enum ShardSelection {
     One(Shard),
 }
 
+/// Appended to an ordered consumer's name to name its durable consumer on the bus: version 2,
+/// acked with `AckPolicy::All`. Version 1 was the bare name, acked message by message; an
+/// ack policy cannot change on an existing durable, hence a new name (see `durable`).
+pub const DURABLE_SUFFIX: &str = "-v2";
+
 #[derive(Debug, Clone)]
 pub struct OrderedConsumerConfig {
-    /// Durable consumer name, checkpoint name and dead-letter subject token.
+    /// Checkpoint name and dead-letter subject token; with [`DURABLE_SUFFIX`], the durable
+    /// consumer's name (so at most 61 characters).
     pub name: String,
     pub shards: ShardSelection,
     /// Messages per fetch.
@@ -139,24 +148,23 @@ impl OrderedConsumer {
         config: OrderedConsumerConfig,
     ) -> Result<Self, ConsumerError> {
         validate_consumer_name(&config.name)?;
-        let subjects = bus.subjects();
-        let filter = match config.shards {
-            ShardSelection::All => subjects.events_all(),
-            ShardSelection::One(shard) => subjects.events_shard(shard),
-        };
-        let mut consumer_config = ConsumerConfig::new(config.name.clone(), filter);
-        consumer_config.ack_wait = config.ack_wait;
-        // Unlimited: gap naks must not use up deliveries; handler retries are counted here.
-        consumer_config.max_deliver = None;
-        let consumer = Arc::from(bus.consumer(consumer_config).await?);
+        let (consumer, info) = durable(&*bus, &config).await?;
+        let floor = AckFloor::new(Arc::clone(&consumer), &info);
+        let consumer: Arc<dyn DurableConsumer> =
+            Arc::new(FloorConsumer::new(consumer, Arc::clone(&floor)));
         let last = ShardPositions::from(checkpoints.load(&config.name).await?);
         Ok(OrderedConsumer {
             bus,
-            checkpointing: Checkpointing::new(checkpoints, config.name.clone()),
+            checkpointing: Checkpointing::new(checkpoints, config.name.clone(), floor),
             config,
             consumer,
             last,
         })
+    }
+
+    /// The durable consumer's name on the bus.
+    pub fn durable_name(name: &str) -> String {
+        format!("{name}{DURABLE_SUFFIX}")
     }
 
     /// The last position applied (or skipped past) on a shard.
@@ -367,4 +375,53 @@ impl OrderedConsumer {
         );
         self.bus.publish(message).await.map(|_| ())
     }
+}
+
+/// Binds to the consumer's durable (`{name}-v2`, ack-all), creating it if needed, and returns
+/// it with its state. A deployment upgraded from version 1 has a durable under the bare name,
+/// acked message by message: the new one starts just above its ack floor (everything at or
+/// below was acked, so checkpointed), not at the stream's first message, and the old one is
+/// deleted once the new one exists (also when a crash came in between). What lies between the
+/// old floor and the checkpoint is delivered again and skipped by position.
+async fn durable(
+    bus: &dyn EventBus,
+    config: &OrderedConsumerConfig,
+) -> Result<(Arc<dyn DurableConsumer>, ConsumerInfo), BusError> {
+    let name = OrderedConsumer::durable_name(&config.name);
+    validate_consumer_name(&name)?;
+    let subjects = bus.subjects();
+    let filter = match config.shards {
+        ShardSelection::All => subjects.events_all(),
+        ShardSelection::One(shard) => subjects.events_shard(shard),
+    };
+    let mut consumer_config = ConsumerConfig::new(name.clone(), filter);
+    consumer_config.ack_wait = config.ack_wait;
+    consumer_config.ack_policy = AckPolicy::All;
+    // Unlimited: gap naks must not use up deliveries; handler retries are counted here.
+    consumer_config.max_deliver = None;
+    let old = bus.consumer_info(StreamKind::Events, &config.name).await?;
+    if bus
+        .consumer_info(StreamKind::Events, &name)
+        .await?
+        .is_none()
+    {
+        consumer_config.start_sequence = old.map(|old| old.ack_floor_stream + 1);
+    }
+    let consumer: Arc<dyn DurableConsumer> = Arc::from(bus.consumer(consumer_config).await?);
+    if let Some(old) = old {
+        tracing::info!(consumer = %config.name, new = %name, from = old.ack_floor_stream + 1,
+            "replacing the version 1 durable consumer (one ack per message)");
+        match bus.delete_consumer(StreamKind::Events, &config.name).await {
+            Ok(()) | Err(BusError::ConsumerNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let info = consumer.info().await?;
+    if info.ack_policy != AckPolicy::All {
+        return Err(BusError::setup(
+            "create consumer",
+            format!("durable consumer {name} exists without ack-all; delete it"),
+        ));
+    }
+    Ok((consumer, info))
 }

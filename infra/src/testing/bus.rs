@@ -26,6 +26,9 @@ use crate::bus::{
 use crate::store::{CommandId, CorrelationId, EventMetadata, Position, RecordedEvent};
 use crate::testing::{nats_url, unique_name};
 
+mod acks;
+pub use acks::*;
+
 /// A bus under test, and how to clean up after it.
 #[async_trait]
 pub trait TestBus: EventBus {
@@ -81,6 +84,12 @@ macro_rules! bus_conformance_suite {
             publish_outside_every_stream_is_refused,
             transient_subscribers_get_their_subjects_only,
             ordered_consumer_skips_unwanted_events_in_position_order,
+            ack_all_settles_every_message_below_it_nak_ed_ones_too,
+            ack_all_from_an_older_delivery_is_ignored,
+            consumer_starts_at_a_sequence_and_reports_its_state,
+            ordered_consumer_never_acks_past_a_message_nak_ed_for_a_gap,
+            ordered_consumer_after_a_crash_acks_nothing_until_the_pending_ones_return,
+            ordered_consumer_takes_over_from_a_version_1_durable,
         );
     };
     (@checks $module:ident, $factory:expr; $($check:ident),* $(,)?) => {

@@ -328,7 +328,8 @@ impl World {
     /// Forgets a consumer's progress on the bus and in its checkpoint: the next run sees
     /// every event again, as after the worst redelivery.
     pub async fn forget(&self, consumer: &str) {
-        let _ = self.bus.delete_consumer(StreamKind::Events, consumer).await;
+        let durable = orderflow_infra::bus::OrderedConsumer::durable_name(consumer);
+        let _ = self.bus.delete_consumer(StreamKind::Events, &durable).await;
         self.checkpoints.reset(consumer).await.unwrap();
     }
 

@@ -7,6 +7,9 @@
 //! starts, of the positions moved so far and of the acks those positions cover; the acks go out
 //! only once the save returned. Saves run one at a time, so positions reach the store in the
 //! order they moved. A failed save gives its positions and acks back for the next one.
+//!
+//! The acks themselves only mark messages done in the [`AckFloor`]; a save ends with the
+//! floor's one ack-all (`acks.rs`), so a save costs one ack on the bus, not one per message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use orderflow_domain::Shard;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::acks::AckFloor;
 use super::ShardPositions;
 use crate::bus::{AckKind, Acker, CheckpointError, CheckpointStore, ConsumerError};
 use crate::store::Position;
@@ -29,6 +33,7 @@ struct Unsaved {
 pub(super) struct Checkpointing {
     store: Arc<dyn CheckpointStore>,
     name: String,
+    floor: Arc<AckFloor>,
     /// Shards whose position moved since the last save started.
     dirty: ShardPositions,
     /// Acks held until a save covering them has returned.
@@ -40,10 +45,11 @@ pub(super) struct Checkpointing {
 }
 
 impl Checkpointing {
-    pub fn new(store: Arc<dyn CheckpointStore>, name: String) -> Self {
+    pub fn new(store: Arc<dyn CheckpointStore>, name: String, floor: Arc<AckFloor>) -> Self {
         Checkpointing {
             store,
             name,
+            floor,
             dirty: ShardPositions::default(),
             held: Vec::new(),
             last_flush: Instant::now(),
@@ -71,15 +77,22 @@ impl Checkpointing {
             }
         }
         let due = self.held.len() >= every || self.last_flush.elapsed() >= interval;
-        if !due || (self.dirty.is_empty() && self.held.is_empty()) {
+        // Messages settled outside the checkpoint (dead letters, redriven ones) are acked by
+        // a save too, even one with nothing to save.
+        let idle = self.dirty.is_empty() && self.held.is_empty() && !self.floor.wants_flush();
+        if !due || idle {
             return;
         }
         self.reap().await;
         let positions = self.dirty.take();
         let acks = std::mem::take(&mut self.held);
-        let (store, name) = (Arc::clone(&self.store), self.name.clone());
+        let (store, name, floor) = (
+            Arc::clone(&self.store),
+            self.name.clone(),
+            Arc::clone(&self.floor),
+        );
         self.running = Some(AbortOnDropHandle::new(tokio::spawn(save_then_ack(
-            store, name, positions, acks,
+            store, name, floor, positions, acks,
         ))));
         self.last_flush = Instant::now();
     }
@@ -89,7 +102,13 @@ impl Checkpointing {
         self.reap().await;
         let positions = self.dirty.take();
         let acks = std::mem::take(&mut self.held);
-        let result = save_then_ack(Arc::clone(&self.store), self.name.clone(), positions, acks);
+        let result = save_then_ack(
+            Arc::clone(&self.store),
+            self.name.clone(),
+            Arc::clone(&self.floor),
+            positions,
+            acks,
+        );
         self.last_flush = Instant::now();
         match result.await {
             Ok(()) => Ok(()),
@@ -130,10 +149,11 @@ impl Checkpointing {
     }
 }
 
-/// Saves the positions, then acks everything they cover, all acks at once.
+/// Saves the positions, then acks everything they cover (one ack-all, see `acks.rs`).
 async fn save_then_ack(
     store: Arc<dyn CheckpointStore>,
     name: String,
+    floor: Arc<AckFloor>,
     positions: Vec<(Shard, Position)>,
     acks: Vec<Box<dyn Acker>>,
 ) -> Result<(), Unsaved> {
@@ -146,14 +166,13 @@ async fn save_then_ack(
             });
         }
     }
-    // One after the other: an ack only queues a publish on the connection, so awaiting them
-    // together gains nothing, and `join_all` over a save's 1–2k acks built a `FuturesOrdered`
-    // of them (~1% of the process in the flash-sale profile, docs/BENCHMARKS.md, session 6).
+    // Each of these only marks its message done in the floor (no bus call)…
     for acker in &acks {
         if let Err(e) = acker.settle(AckKind::Ack).await {
-            // A lost ack means one redelivery, which the position check skips.
             tracing::debug!(error = %e, "ack failed");
         }
     }
+    // …and this sends the one ack-all that covers them, as far as nothing below is pending.
+    floor.flush().await;
     Ok(())
 }

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{assert_each_shard_complete_in_order, Recorder};
 use crate::bus::{
-    BusError, ConsumerConfig, DurableConsumer, EventBus, InProcessBus, MemoryCheckpointStore,
-    OrderedConsumer, OrderedConsumerConfig, OutgoingMessage, PendingAck, Relay, RelayConfig,
-    StreamKind, Subjects, TransientSubscription,
+    BusError, ConsumerConfig, ConsumerInfo, DurableConsumer, EventBus, InProcessBus,
+    MemoryCheckpointStore, OrderedConsumer, OrderedConsumerConfig, OutgoingMessage, PendingAck,
+    Relay, RelayConfig, StreamKind, Subjects, TransientSubscription,
 };
 use crate::store::{EventStore, ExpectedVersion, MemoryEventStore, Position};
 use crate::testing::bus::in_process_bus;
@@ -60,6 +60,14 @@ impl EventBus for FlakyBus {
 
     async fn consumer(&self, config: ConsumerConfig) -> Result<Box<dyn DurableConsumer>, BusError> {
         self.inner.consumer(config).await
+    }
+
+    async fn consumer_info(
+        &self,
+        stream: StreamKind,
+        name: &str,
+    ) -> Result<Option<ConsumerInfo>, BusError> {
+        self.inner.consumer_info(stream, name).await
     }
 
     async fn delete_consumer(&self, stream: StreamKind, name: &str) -> Result<(), BusError> {

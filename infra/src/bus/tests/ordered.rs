@@ -236,6 +236,20 @@ async fn dead_letter_then_redrive<B: TestBus + Clone>(bus: B) {
         checkpoints.load("proj").await.unwrap().get(&shard),
         Some(&Position::new(3))
     );
+    // Everything acked on the bus, the redriven copy too (by each consumer's last ack-all).
+    for name in ["proj", "other"] {
+        let durable = OrderedConsumer::durable_name(name);
+        let mut pending = u64::MAX;
+        for _ in 0..50 {
+            let info = dyn_bus.consumer_info(StreamKind::Events, &durable).await;
+            pending = info.unwrap().expect("durable").ack_pending;
+            if pending == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(pending, 0, "{durable}: messages left unacked");
+    }
     let _ = dyn_bus
         .delete_consumer(StreamKind::DeadLetters, "inspect")
         .await;
