@@ -9,7 +9,8 @@
 //!   several: the memory models one after another, the PostgreSQL ones in one transaction
 //!   per batch, [`pg::PgProjectionGroup`]), each with its own checkpoints;
 //! - [`projector::Projector`]: follows every shard of the store for one group, in batches,
-//!   publishes the row changes on `{prefix}.views.{view}.{key}`, and advances each member's
+//!   publishes the row changes on `{prefix}.views.{view}.{shard}` ([`publish`]: one message
+//!   per view and batch), and advances each member's
 //!   [`applied::Applied`], the in-memory applied position of each shard that
 //!   read-your-writes and long-polls wait on;
 //! - [`pg`]: checkpoint rows, JSON documents, and [`pg::PgProjection`], a PostgreSQL
@@ -32,6 +33,7 @@ mod order_cache;
 pub mod orders;
 pub mod pg;
 pub mod projector;
+pub mod publish;
 pub mod replay;
 pub mod riders;
 pub mod stats;

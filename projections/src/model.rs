@@ -20,15 +20,16 @@ use serde_json::Value;
 
 use crate::error::ProjectionError;
 
-/// One row a batch changed, as published on `{prefix}.views.{view}.{key}` for analytics.
+/// One row a batch changed, as published (with the batch's other changes of its view) on
+/// `{prefix}.views.{view}.{shard}` for analytics ([`crate::publish`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowChange {
     /// The view (table) the row belongs to.
     pub view: &'static str,
     /// The row's key (an order number, a merchant id, …).
     pub key: String,
-    /// The event whose application produced this row state: the message id of the change
-    /// is `{view}:{shard}:{position}:{key}`, so a re-publish after a retry is stored once.
+    /// The event whose application produced this row state (changes carry it, so a
+    /// consumer can drop a change it has seen).
     pub shard: Shard,
     pub position: Position,
     /// The row after the change, or `None` when it was deleted.

@@ -5,8 +5,8 @@
 //! (catch-up then live, gap-free, no duplicate), take whatever is ready up to `batch` events,
 //! hand it to the group (rows + checkpoints; one transaction for a PostgreSQL group), advance
 //! each member's in-memory [`Applied`] position queries wait on, and hand the row changes to
-//! the shard's publisher, which publishes them on the bus in batch order while the next batch
-//! is applied (so the bus's acknowledgements are not in the projection's lag). Why the
+//! the shard's publisher, which publishes them on the bus in batch order (one message per view
+//! and batch, [`crate::publish`]) while the next batch is applied (so the bus's acknowledgements are not in the projection's lag). Why the
 //! store's subscription and not a bus consumer: `docs/read-side.md`.
 //!
 //! A failing `apply` is retried with back-off, forever: a read model must not skip an event
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use orderflow_domain::Shard;
-use orderflow_infra::bus::{EventBus, OutgoingMessage};
+use orderflow_infra::bus::EventBus;
 use orderflow_infra::store::{EventStore, Position, RecordedEvent};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -34,6 +34,7 @@ use crate::applied::Applied;
 use crate::error::ProjectionError;
 use crate::group::{ProjectionGroup, Sequential};
 use crate::model::{ProjectionModel, RowChange};
+use crate::publish::publish_changes;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -42,7 +43,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub struct ProjectorConfig {
     /// Most events applied in one transaction.
     pub batch: usize,
-    /// Publish row changes on `{prefix}.views.{view}.{key}` (off for rebuilds and some tests).
+    /// Publish row changes on `{prefix}.views.{view}.{shard}` (off for rebuilds and some tests).
     pub publish: bool,
 }
 
@@ -322,58 +323,4 @@ impl Projector {
         }
         Some(last)
     }
-}
-
-/// A shard's publisher: publishes each batch's row changes after their commit, batch after
-/// batch, until the shard task drops its sender. At-least-once while the process lives
-/// (deduplicated by message id); a crash between the commit and the publish loses those
-/// batches' change messages (docs/read-side.md, "What it costs").
-async fn publish_changes(
-    bus: Arc<dyn EventBus>,
-    stats: Arc<ProjectorStats>,
-    mut batches: mpsc::Receiver<Vec<RowChange>>,
-) {
-    while let Some(changes) = batches.recv().await {
-        let mut pending = Vec::with_capacity(changes.len());
-        for change in &changes {
-            let message = change_message(bus.as_ref(), change);
-            match bus.start_publish(message).await {
-                Ok(ack) => pending.push(ack),
-                Err(e) => {
-                    stats.publish_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, view = change.view, key = %change.key,
-                        "cannot publish a row change");
-                }
-            }
-        }
-        for ack in pending {
-            if let Err(e) = ack.await {
-                stats.publish_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "row change not stored by the bus");
-            }
-        }
-    }
-}
-
-/// The bus message of a row change: JSON `{"view","key","shard","position","row"}`.
-pub fn change_message(bus: &dyn EventBus, change: &RowChange) -> OutgoingMessage {
-    let body = serde_json::json!({
-        "view": change.view,
-        "key": change.key,
-        "shard": change.shard.index(),
-        "position": change.position.get(),
-        "row": change.row,
-    });
-    OutgoingMessage::new(
-        bus.subjects().views(change.view, &change.key),
-        serde_json::to_vec(&body).unwrap_or_default(),
-    )
-    .with_msg_id(format!(
-        "{}:{}:{}:{}",
-        change.view,
-        change.shard.index(),
-        change.position,
-        change.key
-    ))
-    .with_header("Content-Type", "application/json")
 }

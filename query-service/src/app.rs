@@ -82,7 +82,7 @@ impl ReadAppBuilder {
         self
     }
 
-    /// Where row changes are published (`{prefix}.views.{view}.{key}`); none by default.
+    /// Where row changes are published (`{prefix}.views.{view}.{shard}`); none by default.
     pub fn bus(mut self, bus: Arc<dyn EventBus>) -> Self {
         self.bus = Some(bus);
         self

@@ -99,9 +99,14 @@ impl Subjects {
         format!("{}.events.{shard}.>", self.prefix)
     }
 
-    /// A read-model change: `{prefix}.views.{view}.{key}`.
-    pub fn views(&self, view: &str, key: &str) -> String {
-        format!("{}.views.{}.{}", self.prefix, token(view), token(key))
+    /// A read model's row changes from one shard's batches: `{prefix}.views.{view}.{shard:02}`.
+    pub fn view_changes(&self, view: &str, shard: Shard) -> String {
+        format!("{}.views.{}.{shard}", self.prefix, token(view))
+    }
+
+    /// Every change of one view, from every shard: `{prefix}.views.{view}.*`.
+    pub fn view_changes_all(&self, view: &str) -> String {
+        format!("{}.views.{}.*", self.prefix, token(view))
     }
 
     /// Every change of every view: `{prefix}.views.>`.
@@ -242,8 +247,12 @@ mod tests {
         assert_eq!(s.events_shard(shard), "orderflow.events.07.>");
         assert_eq!(s.events_all(), "orderflow.events.>");
         assert_eq!(
-            s.views("buyer_order", "42"),
-            "orderflow.views.buyer_order.42"
+            s.view_changes("buyer_order", shard),
+            "orderflow.views.buyer_order.07"
+        );
+        assert_eq!(
+            s.view_changes_all("buyer_order"),
+            "orderflow.views.buyer_order.*"
         );
         assert_eq!(s.rider_offers(9), "orderflow.riders.9.offers");
         assert_eq!(s.dead_letter("projector"), "orderflow.dlq.projector");

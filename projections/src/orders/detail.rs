@@ -21,7 +21,8 @@ use super::{fold_orders, key_of, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
 
-/// The projection's name: checkpoint, table and `{prefix}.views.order_detail.{order_no}`.
+/// The projection's name: checkpoint, table and the `{view}` of its row changes (key: the
+/// order number).
 pub const ORDER_DETAIL: &str = "order_detail";
 /// The view name of the merchant-name rows it publishes.
 pub const ORDER_DETAIL_MERCHANTS: &str = "order_detail_merchants";

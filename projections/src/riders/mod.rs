@@ -34,10 +34,10 @@ use crate::error::ProjectionError;
 pub use memory::MemoryRiderGeo;
 pub use pg::PgRiderGeo;
 
-/// The projection's name and the `{view}` of rider row changes (`…rider_geo.{rider_id}`).
+/// The projection's name and the `{view}` of rider row changes (key: the rider id).
 pub const RIDER_GEO: &str = "rider_geo";
-/// The `{view}` of offer changes: `{prefix}.views.rider_offer.{order_no}`, the order's open
-/// offers after the change.
+/// The `{view}` of offer changes (key: the order number; the row: the order's open offers
+/// after the change).
 pub const RIDER_OFFER: &str = "rider_offer";
 
 const RIDER_CATEGORY: &str = "rider";

@@ -4,7 +4,7 @@
 //!
 //! The contract has no RPC for it: it is read through [`StatsReader`] (the read app exposes
 //! it, `ReadApp::stats`), and analytics read the `merchant_hourly` table or follow its row
-//! changes on `{prefix}.views.merchant_hourly.{merchant_id}.{hour_ms}.{shard}`.
+//! changes on `{prefix}.views.merchant_hourly.{shard}` (key `{merchant_id}.{hour_ms}.{shard}`).
 //!
 //! Each hour is stored as **partials, one per event-store shard** (the shard of the orders
 //! counted in it): a merchant's orders live on every shard, and one row per hour written by

@@ -26,10 +26,9 @@ use serde::{Deserialize, Serialize};
 pub use ledger::{MemoryStockLedger, ReservationCursor, ReservationPage, StockReader};
 pub use ledger_pg::PgStockLedger;
 
-/// The projection's name (its checkpoint and the `{view}` of `{prefix}.views.{view}.{sku}`).
+/// The projection's name (its checkpoint and the `{view}` of its row changes, key: the sku).
 pub const STOCK_LEDGER: &str = "stock_ledger";
-/// The `{view}` of reservation row changes: `{prefix}.views.stock_reservation.{sku}.{order}`
-/// (the key is `{sku}.{order_no}`, so analytics can subscribe per sku).
+/// The `{view}` of reservation row changes, key `{sku}.{order_no}`.
 pub const STOCK_RESERVATION: &str = "stock_reservation";
 
 /// The stream category of skus (`sku-{id}`).
