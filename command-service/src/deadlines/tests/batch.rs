@@ -102,3 +102,91 @@ async fn a_cancel_before_a_schedule_of_its_key_stays_before_it() {
     ));
     assert_eq!(open_keys(&store).await, [format!("payment:{order_no}")]);
 }
+
+/// A memory store whose `cancel_many` fails while `down` is set (after the schedules of the
+/// same segment went through, the worst place to fail).
+struct CancelsDown {
+    inner: MemoryDeadlineStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl DeadlineStore for CancelsDown {
+    async fn schedule(&self, d: Deadline) -> Result<bool, DeadlineStoreError> {
+        self.inner.schedule(d).await
+    }
+    async fn cancel(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError> {
+        self.inner.cancel(key).await
+    }
+    async fn schedule_many(&self, d: Vec<Deadline>) -> Result<Vec<bool>, DeadlineStoreError> {
+        self.inner.schedule_many(d).await
+    }
+    async fn cancel_many(&self, keys: &[DeadlineKey]) -> Result<Vec<bool>, DeadlineStoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(DeadlineStoreError::Unavailable("down".into()));
+        }
+        self.inner.cancel_many(keys).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Deadline>, DeadlineStoreError> {
+        self.inner.due(now, limit).await
+    }
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Deadline>, DeadlineStoreError> {
+        self.inner.claim(now, limit, lease).await
+    }
+    async fn prune(&self, before: Timestamp, limit: usize) -> Result<u64, DeadlineStoreError> {
+        self.inner.prune(before, limit).await
+    }
+    async fn next_due(&self) -> Result<Option<Timestamp>, DeadlineStoreError> {
+        self.inner.next_due().await
+    }
+    async fn complete(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError> {
+        self.inner.complete(key).await
+    }
+    async fn postpone(
+        &self,
+        key: &DeadlineKey,
+        due_at: Timestamp,
+        failure: Option<&str>,
+    ) -> Result<Option<u32>, DeadlineStoreError> {
+        self.inner.postpone(key, due_at, failure).await
+    }
+    async fn park(&self, key: &DeadlineKey, error: &str) -> Result<bool, DeadlineStoreError> {
+        self.inner.park(key, error).await
+    }
+    async fn count_open(&self) -> Result<u64, DeadlineStoreError> {
+        self.inner.count_open().await
+    }
+}
+
+/// A store call that fails fails the events whose work it carried (so the consumer hands
+/// them again), not the events that ask nothing; handing them again finishes the work.
+#[tokio::test]
+async fn a_failed_store_call_fails_the_events_it_carried_and_a_retry_finishes_them() {
+    let mut h = Harness::memory().await;
+    let order_no = h.created_order(1).await;
+    h.pay(&order_no).await;
+    h.stop().await;
+    let events = events_of(&h, &order_no.stream_id()).await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["OrderSubmitted", "OrderCreated", "OrderPaid"]);
+    let store = Arc::new(CancelsDown {
+        inner: MemoryDeadlineStore::new(),
+        down: true.into(),
+    });
+    let scheduler = DeadlineScheduler::new(store.clone(), Duration::from_secs(60), Wakeup::new());
+
+    let results = scheduler.apply_batch(&events).await;
+    let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
+    assert_eq!(failed, [false, true, true], "submitted asks nothing");
+    // The schedule went through before the cancel failed: open until the retry.
+    assert_eq!(store.inner.count_open().await.unwrap(), 1);
+
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(all_ok(&scheduler.apply_batch(&events[1..]).await));
+    assert_eq!(store.inner.count_open().await.unwrap(), 0);
+}
