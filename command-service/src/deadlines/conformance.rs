@@ -23,6 +23,12 @@ macro_rules! deadline_store_suite {
             count_open_and_next_due_follow_the_open_ones,
             claimed_deadlines_are_hidden_until_the_lease_ends,
             prune_deletes_only_closed_deadlines_in_bounded_batches,
+            schedule_many_keeps_the_first_of_a_key,
+            schedule_many_again_stores_nothing_new,
+            schedule_many_leaves_closed_keys_closed,
+            schedule_many_round_trips_every_kind_with_its_cause,
+            cancel_many_closes_only_open_keys_once,
+            schedule_many_then_cancel_many_of_a_key_closes_it,
         );
     };
     (@checks $module:ident, $factory:expr; $($check:ident),* $(,)?) => {
@@ -240,4 +246,133 @@ pub async fn prune_deletes_only_closed_deadlines_in_bounded_batches(store: &impl
     // The open ones stay, and a pruned key can be scheduled again.
     assert_eq!(store.count_open().await.unwrap(), 2);
     assert!(store.schedule(payment(1, 100)).await.unwrap());
+}
+
+pub async fn schedule_many_keeps_the_first_of_a_key(store: &impl DeadlineStore) {
+    assert!(store.schedule(payment(3, 700)).await.unwrap());
+    let stored = store
+        .schedule_many(vec![
+            payment(1, 1_000),
+            payment(2, 500),
+            payment(1, 50),
+            payment(3, 10),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored, [true, true, false, false]);
+    // The first of key 1 in the batch, and the stored key 3, keep their times.
+    assert!(store.due(t(499), 10).await.unwrap().is_empty());
+    let due = store.due(t(10_000), 10).await.unwrap();
+    assert_eq!(
+        due,
+        vec![payment(2, 500), payment(3, 700), payment(1, 1_000)]
+    );
+    assert!(store.schedule_many(Vec::new()).await.unwrap().is_empty());
+}
+
+pub async fn schedule_many_again_stores_nothing_new(store: &impl DeadlineStore) {
+    let batch = || vec![payment(1, 100), payment(2, 200), payment(3, 300)];
+    assert_eq!(store.schedule_many(batch()).await.unwrap(), [true; 3]);
+    store.complete(&payment(2, 0).key).await.unwrap();
+    // A redelivered batch: nothing stored, nothing moved, the closed one stays closed.
+    let again = batch().into_iter().map(|d| Deadline { due_at: t(5), ..d });
+    assert_eq!(
+        store.schedule_many(again.collect()).await.unwrap(),
+        [false; 3]
+    );
+    assert_eq!(store.count_open().await.unwrap(), 2);
+    assert_eq!(
+        store.due(t(10_000), 10).await.unwrap(),
+        vec![payment(1, 100), payment(3, 300)]
+    );
+}
+
+pub async fn schedule_many_leaves_closed_keys_closed(store: &impl DeadlineStore) {
+    for n in 1..=3 {
+        store.schedule(payment(n, 100)).await.unwrap();
+    }
+    store.complete(&payment(1, 0).key).await.unwrap();
+    store.cancel(&payment(2, 0).key).await.unwrap();
+    store.park(&payment(3, 0).key, "boom").await.unwrap();
+    let stored = store
+        .schedule_many((1..=4).map(|n| payment(n, 100)).collect())
+        .await
+        .unwrap();
+    assert_eq!(stored, [false, false, false, true]);
+    assert_eq!(
+        keys(&store.due(t(10_000), 10).await.unwrap()),
+        keys(&[payment(4, 0)])
+    );
+}
+
+pub async fn schedule_many_round_trips_every_kind_with_its_cause(store: &impl DeadlineStore) {
+    let cause = DeadlineCause {
+        correlation_id: CorrelationId::parse("corr-2").unwrap(),
+        causation_id: Some(CausationId::parse("0192f2a4-batch").unwrap()),
+    };
+    let no_causation = DeadlineCause {
+        causation_id: None,
+        ..cause.clone()
+    };
+    let kinds = [
+        DeadlineKind::PaymentDue { order_no: order(2) },
+        DeadlineKind::OfferExpires {
+            order_no: order(2),
+            offer_id: OfferId::parse("round-1").unwrap(),
+        },
+        DeadlineKind::DeliveryDue { order_no: order(2) },
+        DeadlineKind::CloseDue { order_no: order(2) },
+        DeadlineKind::ReservationExpires {
+            sku: SkuId::parse("latte-l").unwrap(),
+            order_no: order(2),
+        },
+    ];
+    let batch: Vec<Deadline> = kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let d = Deadline::new(kind, t(i as i64 * 11 + 1));
+            match i % 3 {
+                0 => d.caused_by(cause.clone()),
+                1 => d.caused_by(no_causation.clone()),
+                _ => d,
+            }
+        })
+        .collect();
+    assert_eq!(store.schedule_many(batch.clone()).await.unwrap(), [true; 5]);
+    assert_eq!(store.due(t(1_000), 10).await.unwrap(), batch);
+}
+
+pub async fn cancel_many_closes_only_open_keys_once(store: &impl DeadlineStore) {
+    for n in 1..=3 {
+        store.schedule(payment(n, 100)).await.unwrap();
+    }
+    store.complete(&payment(2, 0).key).await.unwrap();
+    let ks = [1, 2, 9, 1, 3].map(|n| payment(n, 0).key);
+    assert_eq!(
+        store.cancel_many(&ks).await.unwrap(),
+        [true, false, false, false, true],
+        "open ones once; completed and unknown ones untouched"
+    );
+    assert_eq!(store.count_open().await.unwrap(), 0);
+    // Cancelled, not fired: neither completes nor comes back.
+    assert!(!store.complete(&payment(1, 0).key).await.unwrap());
+    assert!(!store.schedule(payment(1, 100)).await.unwrap());
+    assert_eq!(store.cancel_many(&ks).await.unwrap(), [false; 5]);
+    assert!(store.cancel_many(&[]).await.unwrap().is_empty());
+}
+
+/// The scheduler's batch with an `OrderCreated` and the `OrderPaid` after it: the schedule
+/// goes first, so the cancel finds the key; a redelivered batch revives nothing.
+pub async fn schedule_many_then_cancel_many_of_a_key_closes_it(store: &impl DeadlineStore) {
+    let batch = || vec![payment(1, 100), payment(2, 100)];
+    assert_eq!(store.schedule_many(batch()).await.unwrap(), [true, true]);
+    let paid = [payment(1, 0).key];
+    assert_eq!(store.cancel_many(&paid).await.unwrap(), [true]);
+    assert_eq!(store.schedule_many(batch()).await.unwrap(), [false, false]);
+    assert_eq!(store.cancel_many(&paid).await.unwrap(), [false]);
+    assert_eq!(
+        keys(&store.due(t(10_000), 10).await.unwrap()),
+        keys(&[payment(2, 0)])
+    );
 }

@@ -37,6 +37,27 @@ struct Inner {
 }
 
 impl Inner {
+    /// Stores the deadline unless its key exists, open or closed (the first wins).
+    fn insert(&mut self, deadline: Deadline) -> bool {
+        if self.entries.contains_key(&deadline.key) {
+            return false;
+        }
+        self.open.insert((deadline.due_at, deadline.key.clone()));
+        self.entries.insert(
+            deadline.key.clone(),
+            Entry {
+                deadline: Deadline {
+                    attempts: 0,
+                    ..deadline
+                },
+                last_error: None,
+                closed: None,
+                closed_at: None,
+            },
+        );
+        true
+    }
+
     fn close(&mut self, key: &DeadlineKey, outcome: Outcome) -> Option<&mut Entry> {
         let entry = self.entries.get_mut(key).filter(|e| e.closed.is_none())?;
         self.open.remove(&(entry.deadline.due_at, key.clone()));
@@ -84,28 +105,31 @@ impl MemoryDeadlineStore {
 #[async_trait]
 impl DeadlineStore for MemoryDeadlineStore {
     async fn schedule(&self, deadline: Deadline) -> Result<bool, DeadlineStoreError> {
-        let mut inner = self.lock();
-        if inner.entries.contains_key(&deadline.key) {
-            return Ok(false);
-        }
-        inner.open.insert((deadline.due_at, deadline.key.clone()));
-        inner.entries.insert(
-            deadline.key.clone(),
-            Entry {
-                deadline: Deadline {
-                    attempts: 0,
-                    ..deadline
-                },
-                last_error: None,
-                closed: None,
-                closed_at: None,
-            },
-        );
-        Ok(true)
+        Ok(self.lock().insert(deadline))
     }
 
     async fn cancel(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError> {
         Ok(self.lock().close(key, Outcome::Cancelled).is_some())
+    }
+
+    async fn schedule_many(
+        &self,
+        deadlines: Vec<Deadline>,
+    ) -> Result<Vec<bool>, DeadlineStoreError> {
+        // One lock for the batch: all or nothing, as the single statement on PostgreSQL.
+        let mut inner = self.lock();
+        Ok(deadlines
+            .into_iter()
+            .map(|deadline| inner.insert(deadline))
+            .collect())
+    }
+
+    async fn cancel_many(&self, keys: &[DeadlineKey]) -> Result<Vec<bool>, DeadlineStoreError> {
+        let mut inner = self.lock();
+        Ok(keys
+            .iter()
+            .map(|key| inner.close(key, Outcome::Cancelled).is_some())
+            .collect())
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Deadline>, DeadlineStoreError> {

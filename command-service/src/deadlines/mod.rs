@@ -173,6 +173,21 @@ pub trait DeadlineStore: Send + Sync + 'static {
     /// open; an unknown or closed key is left alone.
     async fn cancel(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError>;
 
+    /// [`DeadlineStore::schedule`] for each deadline in order, at once (one statement on
+    /// PostgreSQL, so all or nothing): the scheduler's batch of events costs one round trip,
+    /// not one per deadline. The first of a key wins, within the batch as against the store.
+    /// Returns, per deadline in the given order, whether it was stored now (a key repeated in
+    /// the batch: at most its first).
+    async fn schedule_many(
+        &self,
+        deadlines: Vec<Deadline>,
+    ) -> Result<Vec<bool>, DeadlineStoreError>;
+
+    /// [`DeadlineStore::cancel`] for each key, at once (one statement on PostgreSQL). Returns,
+    /// per key in the given order, whether it was open (a key repeated in the batch: at most
+    /// its first). A caller that schedules and cancels in one batch schedules first.
+    async fn cancel_many(&self, keys: &[DeadlineKey]) -> Result<Vec<bool>, DeadlineStoreError>;
+
     /// Open deadlines with `due_at <= now`, oldest first, at most `limit`; a look that takes
     /// nothing (operators, tests). The firer uses [`DeadlineStore::claim`].
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Deadline>, DeadlineStoreError>;

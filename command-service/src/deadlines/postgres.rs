@@ -1,9 +1,11 @@
 //! Deadlines in PostgreSQL: table `deadlines` (migration 0003), usually in the event store's
-//! first database. Each operation is one statement, so each is atomic on its own.
+//! first database. Each operation is one statement, so each is atomic on its own; the batch
+//! ones (`schedule_many`, `cancel_many`) pass their rows as arrays (`unnest`, `= ANY`).
 //!
 //! Times are stored as `timestamptz` for operators reading the table, and converted from and
 //! to the domain's milliseconds in SQL (`epoch + n ms`, `extract(epoch) * 1000`), exactly.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -72,6 +74,31 @@ fn decode(row: &Row) -> Result<Deadline, DeadlineStoreError> {
     })
 }
 
+/// A deadline's encoded columns besides key and due time.
+struct Columns {
+    kind: serde_json::Value,
+    correlation: Option<String>,
+    causation: Option<String>,
+}
+
+impl Columns {
+    fn of(deadline: &Deadline) -> Result<Self, DeadlineStoreError> {
+        let kind =
+            serde_json::to_value(&deadline.kind).map_err(|e| DeadlineStoreError::Corrupt {
+                key: deadline.key.to_string(),
+                reason: format!("cannot encode kind: {e}"),
+            })?;
+        let cause = deadline.cause.as_ref();
+        Ok(Columns {
+            kind,
+            correlation: cause.map(|c| c.correlation_id.as_str().to_owned()),
+            causation: cause
+                .and_then(|c| c.causation_id.as_ref())
+                .map(|c| c.as_str().to_owned()),
+        })
+    }
+}
+
 /// An unreadable row would come back first on every look and block the queue: park it for an
 /// operator, keeping the reason.
 async fn park_unreadable(
@@ -94,20 +121,11 @@ async fn park_unreadable(
 #[async_trait]
 impl DeadlineStore for PgDeadlineStore {
     async fn schedule(&self, deadline: Deadline) -> Result<bool, DeadlineStoreError> {
-        let kind =
-            serde_json::to_value(&deadline.kind).map_err(|e| DeadlineStoreError::Corrupt {
-                key: deadline.key.to_string(),
-                reason: format!("cannot encode kind: {e}"),
-            })?;
-        let correlation = deadline
-            .cause
-            .as_ref()
-            .map(|c| c.correlation_id.as_str().to_owned());
-        let causation = deadline
-            .cause
-            .as_ref()
-            .and_then(|c| c.causation_id.as_ref())
-            .map(|c| c.as_str().to_owned());
+        let Columns {
+            kind,
+            correlation,
+            causation,
+        } = Columns::of(&deadline)?;
         let client = self.pool.get().await?;
         let stored = client
             .execute(
@@ -138,6 +156,77 @@ impl DeadlineStore for PgDeadlineStore {
             )
             .await?;
         Ok(n == 1)
+    }
+
+    async fn schedule_many(
+        &self,
+        deadlines: Vec<Deadline>,
+    ) -> Result<Vec<bool>, DeadlineStoreError> {
+        // The first of a key wins: later ones in the batch are answered `false` unsent. The
+        // rest go sorted by key, so two batches insert (and lock) in the same order.
+        let mut firsts: Vec<usize> = Vec::with_capacity(deadlines.len());
+        let mut seen = HashSet::with_capacity(deadlines.len());
+        for (i, d) in deadlines.iter().enumerate() {
+            if seen.insert(d.key.as_str()) {
+                firsts.push(i);
+            }
+        }
+        firsts.sort_by(|&a, &b| deadlines[a].key.cmp(&deadlines[b].key));
+        let mut keys = Vec::with_capacity(firsts.len());
+        let (mut kinds, mut dues) = (Vec::with_capacity(firsts.len()), Vec::new());
+        let (mut correlations, mut causations) = (Vec::new(), Vec::new());
+        for &i in &firsts {
+            let d = &deadlines[i];
+            let columns = Columns::of(d)?;
+            keys.push(d.key.as_str());
+            kinds.push(columns.kind);
+            dues.push(d.due_at.as_millis());
+            correlations.push(columns.correlation);
+            causations.push(columns.causation);
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "INSERT INTO deadlines (key, kind, due_at, correlation_id, causation_id)
+                 SELECT key, kind, timestamptz 'epoch' + due_ms * interval '1 millisecond',
+                        correlation_id, causation_id
+                 FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[], $5::text[])
+                      AS b(key, kind, due_ms, correlation_id, causation_id)
+                 ON CONFLICT (key) DO NOTHING
+                 RETURNING key",
+                &[&keys, &kinds, &dues, &correlations, &causations],
+            )
+            .await?;
+        let stored: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        let mut answers = vec![false; deadlines.len()];
+        for i in firsts {
+            answers[i] = stored.contains(deadlines[i].key.as_str());
+        }
+        Ok(answers)
+    }
+
+    async fn cancel_many(&self, keys: &[DeadlineKey]) -> Result<Vec<bool>, DeadlineStoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<&str> = keys.iter().map(DeadlineKey::as_str).collect();
+        let client = self.pool.get().await?;
+        // `= ANY` walks the primary key in key order (the array is sorted for the index
+        // scan), so two batches lock their rows in the same order.
+        let rows = client
+            .query(
+                "UPDATE deadlines SET closed_at = now(), outcome = 'cancelled'
+                 WHERE key = ANY($1::text[]) AND closed_at IS NULL
+                 RETURNING key",
+                &[&wanted],
+            )
+            .await?;
+        let mut closed: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        // Each closed key answers `true` once: for its first occurrence.
+        Ok(keys.iter().map(|k| closed.remove(k.as_str())).collect())
     }
 
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Deadline>, DeadlineStoreError> {

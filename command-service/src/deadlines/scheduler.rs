@@ -6,6 +6,7 @@
 //! key changes nothing. Both events of a pair (open, close) are in one stream, hence one
 //! shard, so the consumer sees them in order.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +16,18 @@ use orderflow_domain::rider::{Rider, RiderEvent};
 use orderflow_domain::sku::{Sku, SkuEvent};
 use orderflow_domain::{OfferId, OrderNo, RiderId, SkuId, Timestamp};
 use orderflow_infra::bus::{
-    CheckpointStore, EventBus, EventHandler, HandlerError, OrderedConsumer, OrderedConsumerConfig,
+    BatchEventHandler, CheckpointStore, EventBus, HandlerError, OrderedConsumer,
+    OrderedConsumerConfig,
 };
 use orderflow_infra::store::{CausationId, RecordedEvent};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use super::assignment::ASSIGNMENT_CHECK_AFTER;
-use super::{Deadline, DeadlineCause, DeadlineError, DeadlineKind, DeadlineStore, Wakeup};
+use super::{
+    Deadline, DeadlineCause, DeadlineError, DeadlineKey, DeadlineKind, DeadlineStore,
+    DeadlineStoreError, Wakeup,
+};
 use crate::error::CommandError;
 use crate::execute::decode;
 
@@ -74,7 +79,8 @@ impl DeadlineScheduler {
         OrderedConsumerConfig::new(SCHEDULER_CONSUMER)
     }
 
-    /// Consumes the event log until `shutdown`, then saves its checkpoint and returns.
+    /// Consumes the event log until `shutdown`, a fetch at a time, then saves its checkpoint
+    /// and returns.
     pub async fn run(
         self,
         bus: Arc<dyn EventBus>,
@@ -83,65 +89,103 @@ impl DeadlineScheduler {
         shutdown: CancellationToken,
     ) -> Result<(), DeadlineError> {
         let consumer = OrderedConsumer::new(bus, checkpoints, consumer).await?;
-        consumer.run(self, shutdown).await?;
+        consumer.run_batched(self, shutdown).await?;
         Ok(())
     }
 
-    /// Schedules or cancels what one event asks for; other events are ignored.
-    #[instrument(skip_all, fields(stream = %event.stream, position = %event.position,
-        event_type = %event.event_type))]
-    pub async fn apply(&self, event: &RecordedEvent) -> Result<(), DeadlineError> {
+    /// Schedules and cancels what a batch of events asks for (other events are ignored), in
+    /// as few store round trips as their order allows: one `schedule_many` and one
+    /// `cancel_many` per segment. Returns one result per event: an event that cannot be
+    /// decoded fails alone; a failed store call fails every event whose work was not done
+    /// (the consumer hands them again, in order, and doing one again changes nothing).
+    #[instrument(skip_all, fields(events = events.len()))]
+    pub async fn apply_batch(&self, events: &[RecordedEvent]) -> Vec<Result<(), DeadlineError>> {
+        let mut results: Vec<Result<(), DeadlineError>> = events.iter().map(|_| Ok(())).collect();
+        let mut plan = Plan::default();
+        for (index, event) in events.iter().enumerate() {
+            match self.work(event) {
+                Ok(work) => {
+                    for step in work {
+                        plan.push(index, step);
+                    }
+                }
+                Err(e) => results[index] = Err(e),
+            }
+        }
+        let segments = plan.finish();
+        for (n, segment) in segments.iter().enumerate() {
+            if let Err(e) = self.flush(segment).await {
+                tracing::warn!(error = %e, "deadline batch not stored; its events are retried");
+                for later in &segments[n..] {
+                    for index in later.events() {
+                        results[index] = Err(DeadlineError::Store(copy(&e)));
+                    }
+                }
+                break;
+            }
+        }
+        results
+    }
+
+    /// One segment: its schedules, then its cancels (a segment never cancels a key before
+    /// scheduling it, see [`Plan::push`]).
+    async fn flush(&self, segment: &Segment) -> Result<(), DeadlineStoreError> {
+        if !segment.schedules.is_empty() {
+            let deadlines: Vec<Deadline> =
+                segment.schedules.iter().map(|(_, d)| d.clone()).collect();
+            let stored = self.store.schedule_many(deadlines).await?;
+            let earliest = segment
+                .schedules
+                .iter()
+                .zip(&stored)
+                .filter(|(_, stored)| **stored)
+                .map(|((_, d), _)| d.due_at)
+                .min();
+            tracing::debug!(
+                scheduled = stored.iter().filter(|s| **s).count(),
+                asked = stored.len(),
+                "deadlines scheduled"
+            );
+            if let Some(due_at) = earliest {
+                self.wakeup.scheduled(due_at);
+            }
+        }
+        if !segment.cancels.is_empty() {
+            let keys: Vec<DeadlineKey> = segment.cancels.iter().map(|(_, k)| k.clone()).collect();
+            let closed = self.store.cancel_many(&keys).await?;
+            tracing::debug!(
+                cancelled = closed.iter().filter(|c| **c).count(),
+                asked = closed.len(),
+                "deadlines cancelled: moot"
+            );
+        }
+        Ok(())
+    }
+
+    /// What one event asks for, in order; nothing for events that open or close no window.
+    fn work(&self, event: &RecordedEvent) -> Result<Vec<Step>, DeadlineError> {
+        let corrupt = |e: &dyn std::fmt::Display| {
+            DeadlineError::from(CommandError::Corrupt(format!("{}: {e}", event.stream)))
+        };
         match event.stream.category() {
             "order" => {
-                let order_no = OrderNo::parse(event.stream.id())
-                    .map_err(|e| CommandError::Corrupt(format!("{}: {e}", event.stream)))?;
-                self.on_order(event, order_no, decode::<Order>(event)?)
-                    .await
+                let order_no = OrderNo::parse(event.stream.id()).map_err(|e| corrupt(&e))?;
+                Ok(self.on_order(event, order_no, decode::<Order>(event)?))
             }
             "sku" => {
-                let sku = SkuId::parse(event.stream.id())
-                    .map_err(|e| CommandError::Corrupt(format!("{}: {e}", event.stream)))?;
-                self.on_sku(event, sku, decode::<Sku>(event)?).await
+                let sku = SkuId::parse(event.stream.id()).map_err(|e| corrupt(&e))?;
+                Ok(on_sku(event, sku, decode::<Sku>(event)?))
             }
             // Riders report their location all the time: look at the type before decoding.
             "rider" if RIDER_TYPES.contains(&event.event_type.as_str()) => {
-                let rider = RiderId::parse(event.stream.id())
-                    .map_err(|e| CommandError::Corrupt(format!("{}: {e}", event.stream)))?;
-                self.on_rider(event, rider, decode::<Rider>(event)?).await
+                let rider = RiderId::parse(event.stream.id()).map_err(|e| corrupt(&e))?;
+                Ok(on_rider(event, rider, decode::<Rider>(event)?))
             }
-            _ => Ok(()),
+            _ => Ok(Vec::new()),
         }
     }
 
-    async fn on_rider(
-        &self,
-        event: &RecordedEvent,
-        rider: RiderId,
-        decoded: RiderEvent,
-    ) -> Result<(), DeadlineError> {
-        let check = |order_no: &OrderNo| DeadlineKind::AssignmentCheck {
-            rider,
-            order_no: order_no.clone(),
-        };
-        match &decoded {
-            RiderEvent::OrderAssigned(e) => {
-                self.schedule(event, check(&e.order_no), e.at.plus(ASSIGNMENT_CHECK_AFTER))
-                    .await
-            }
-            RiderEvent::OrderUnassigned(e) => self.cancel(check(&e.order_no)).await,
-            RiderEvent::OrderFinished(e) => self.cancel(check(&e.order_no)).await,
-            RiderEvent::WentOnline(_)
-            | RiderEvent::LocationReported(_)
-            | RiderEvent::WentOffline(_) => Ok(()),
-        }
-    }
-
-    async fn on_order(
-        &self,
-        event: &RecordedEvent,
-        order_no: OrderNo,
-        decoded: OrderEvent,
-    ) -> Result<(), DeadlineError> {
+    fn on_order(&self, event: &RecordedEvent, order_no: OrderNo, decoded: OrderEvent) -> Vec<Step> {
         let payment = || DeadlineKind::PaymentDue {
             order_no: order_no.clone(),
         };
@@ -156,89 +200,159 @@ impl DeadlineScheduler {
             order_no: order_no.clone(),
         };
         match &decoded {
-            OrderEvent::Created(e) => self.schedule(event, payment(), e.payment_deadline).await,
-            OrderEvent::Paid(_) | OrderEvent::Cancelled(_) => self.cancel(payment()).await,
+            OrderEvent::Created(e) => vec![schedule(event, payment(), e.payment_deadline)],
+            OrderEvent::Paid(_) | OrderEvent::Cancelled(_) => vec![cancel(payment())],
             OrderEvent::RidersNotified(e) => {
-                self.schedule(event, offer(&e.offer_id), e.expires_at).await
+                vec![schedule(event, offer(&e.offer_id), e.expires_at)]
             }
-            OrderEvent::OfferExpired(e) => self.cancel(offer(&e.offer_id)).await,
-            OrderEvent::Grabbed(e) => {
-                self.cancel(offer(&e.offer_id)).await?;
-                self.schedule(event, delivery(), e.delivery_deadline).await
-            }
-            OrderEvent::DeliveryTimedOut(_) => self.cancel(delivery()).await,
-            OrderEvent::Delivered(e) => {
-                self.cancel(delivery()).await?;
-                if e.late {
-                    // A late order closes after ops compensate it (`Compensate`, `CloseOrder`).
-                    Ok(())
-                } else {
-                    self.schedule(event, close(), e.at.plus(self.close_after))
-                        .await
-                }
-            }
-            OrderEvent::Closed(_) => self.cancel(close()).await,
+            OrderEvent::OfferExpired(e) => vec![cancel(offer(&e.offer_id))],
+            OrderEvent::Grabbed(e) => vec![
+                cancel(offer(&e.offer_id)),
+                schedule(event, delivery(), e.delivery_deadline),
+            ],
+            OrderEvent::DeliveryTimedOut(_) => vec![cancel(delivery())],
+            // A late order closes after ops compensate it (`Compensate`, `CloseOrder`).
+            OrderEvent::Delivered(e) if e.late => vec![cancel(delivery())],
+            OrderEvent::Delivered(e) => vec![
+                cancel(delivery()),
+                schedule(event, close(), e.at.plus(self.close_after)),
+            ],
+            OrderEvent::Closed(_) => vec![cancel(close())],
             // Failed: only from CREATING, so there is no payment deadline to cancel.
             OrderEvent::Submitted(_)
             | OrderEvent::Failed(_)
             | OrderEvent::PaymentReceived(_)
             | OrderEvent::PaymentRefunded(_)
             | OrderEvent::PickedUp(_)
-            | OrderEvent::Compensated(_) => Ok(()),
+            | OrderEvent::Compensated(_) => Vec::new(),
         }
     }
+}
 
-    async fn on_sku(
-        &self,
-        event: &RecordedEvent,
-        sku: SkuId,
-        decoded: SkuEvent,
-    ) -> Result<(), DeadlineError> {
-        let reservation = |order_no: &OrderNo| DeadlineKind::ReservationExpires {
-            sku: sku.clone(),
-            order_no: order_no.clone(),
-        };
-        match &decoded {
-            SkuEvent::Reserved(e) => {
-                self.schedule(event, reservation(&e.order_no), e.expires_at)
-                    .await
+fn on_rider(event: &RecordedEvent, rider: RiderId, decoded: RiderEvent) -> Vec<Step> {
+    let check = |order_no: &OrderNo| DeadlineKind::AssignmentCheck {
+        rider,
+        order_no: order_no.clone(),
+    };
+    match &decoded {
+        RiderEvent::OrderAssigned(e) => vec![schedule(
+            event,
+            check(&e.order_no),
+            e.at.plus(ASSIGNMENT_CHECK_AFTER),
+        )],
+        RiderEvent::OrderUnassigned(e) => vec![cancel(check(&e.order_no))],
+        RiderEvent::OrderFinished(e) => vec![cancel(check(&e.order_no))],
+        RiderEvent::WentOnline(_)
+        | RiderEvent::LocationReported(_)
+        | RiderEvent::WentOffline(_) => Vec::new(),
+    }
+}
+
+fn on_sku(event: &RecordedEvent, sku: SkuId, decoded: SkuEvent) -> Vec<Step> {
+    let reservation = |order_no: &OrderNo| DeadlineKind::ReservationExpires {
+        sku: sku.clone(),
+        order_no: order_no.clone(),
+    };
+    match &decoded {
+        SkuEvent::Reserved(e) => vec![schedule(event, reservation(&e.order_no), e.expires_at)],
+        SkuEvent::Deducted(e) => vec![cancel(reservation(&e.order_no))],
+        SkuEvent::Released(e) => vec![cancel(reservation(&e.order_no))],
+        SkuEvent::Listed(_) | SkuEvent::Delisted(_) | SkuEvent::StockAdded(_) => Vec::new(),
+    }
+}
+
+/// One thing an event asks of the store.
+#[derive(Debug)]
+enum Step {
+    Schedule(Deadline),
+    Cancel(DeadlineKey),
+}
+
+fn schedule(event: &RecordedEvent, kind: DeadlineKind, due_at: Timestamp) -> Step {
+    let cause = DeadlineCause {
+        correlation_id: event.metadata.correlation_id.clone(),
+        causation_id: CausationId::parse(event.event_id.to_string()).ok(),
+    };
+    Step::Schedule(Deadline::new(kind, due_at).caused_by(cause))
+}
+
+fn cancel(kind: DeadlineKind) -> Step {
+    Step::Cancel(kind.key())
+}
+
+/// Steps that can go to the store together: within a segment no key is cancelled before it
+/// is scheduled, so "all its schedules, then all its cancels" has the effect of doing its
+/// steps one by one in order.
+#[derive(Debug, Default)]
+struct Segment {
+    /// Each with the index of the event that asked for it.
+    schedules: Vec<(usize, Deadline)>,
+    cancels: Vec<(usize, DeadlineKey)>,
+    cancelled: HashSet<DeadlineKey>,
+}
+
+impl Segment {
+    fn is_empty(&self) -> bool {
+        self.schedules.is_empty() && self.cancels.is_empty()
+    }
+
+    /// The events whose steps are in this segment.
+    fn events(&self) -> impl Iterator<Item = usize> + '_ {
+        let schedules = self.schedules.iter().map(|(i, _)| *i);
+        schedules.chain(self.cancels.iter().map(|(i, _)| *i))
+    }
+}
+
+/// A batch's steps cut into segments, in event order.
+#[derive(Debug, Default)]
+struct Plan {
+    done: Vec<Segment>,
+    open: Segment,
+}
+
+impl Plan {
+    /// Adds a step. A schedule of a key the open segment already cancels starts a new
+    /// segment: done after the cancel, as the events ask. (A stream opens a window before it
+    /// closes it, so this is rare: only a key scheduled again after its cancel, which the
+    /// store then refuses anyway, since a closed key stays closed.)
+    fn push(&mut self, index: usize, step: Step) {
+        match step {
+            Step::Schedule(deadline) => {
+                if self.open.cancelled.contains(&deadline.key) {
+                    self.done.push(std::mem::take(&mut self.open));
+                }
+                self.open.schedules.push((index, deadline));
             }
-            SkuEvent::Deducted(e) => self.cancel(reservation(&e.order_no)).await,
-            SkuEvent::Released(e) => self.cancel(reservation(&e.order_no)).await,
-            SkuEvent::Listed(_) | SkuEvent::Delisted(_) | SkuEvent::StockAdded(_) => Ok(()),
+            Step::Cancel(key) => {
+                self.open.cancelled.insert(key.clone());
+                self.open.cancels.push((index, key));
+            }
         }
     }
 
-    async fn schedule(
-        &self,
-        event: &RecordedEvent,
-        kind: DeadlineKind,
-        due_at: Timestamp,
-    ) -> Result<(), DeadlineError> {
-        let cause = DeadlineCause {
-            correlation_id: event.metadata.correlation_id.clone(),
-            causation_id: CausationId::parse(event.event_id.to_string()).ok(),
-        };
-        let deadline = Deadline::new(kind, due_at).caused_by(cause);
-        let key = deadline.key.clone();
-        if self.store.schedule(deadline).await? {
-            tracing::debug!(%key, %due_at, "deadline scheduled");
-            self.wakeup.scheduled(due_at);
+    fn finish(mut self) -> Vec<Segment> {
+        if !self.open.is_empty() {
+            self.done.push(self.open);
         }
-        Ok(())
+        self.done
     }
+}
 
-    async fn cancel(&self, kind: DeadlineKind) -> Result<(), DeadlineError> {
-        let key = kind.key();
-        if self.store.cancel(&key).await? {
-            tracing::debug!(%key, "deadline cancelled: moot");
+/// The same store error again, for every event of a batch that failed with it.
+fn copy(e: &DeadlineStoreError) -> DeadlineStoreError {
+    match e {
+        DeadlineStoreError::Unavailable(source) => {
+            DeadlineStoreError::Unavailable(source.to_string().into())
         }
-        Ok(())
+        DeadlineStoreError::Corrupt { key, reason } => DeadlineStoreError::Corrupt {
+            key: key.clone(),
+            reason: reason.clone(),
+        },
     }
 }
 
 #[async_trait]
-impl EventHandler for DeadlineScheduler {
+impl BatchEventHandler for DeadlineScheduler {
     fn wants(&self, category: &str, event_type: &str) -> bool {
         let types = match category {
             "order" => ORDER_TYPES,
@@ -249,9 +363,11 @@ impl EventHandler for DeadlineScheduler {
         types.contains(&event_type)
     }
 
-    async fn handle(&mut self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        self.apply(event)
+    async fn handle_batch(&mut self, events: &[RecordedEvent]) -> Vec<Result<(), HandlerError>> {
+        self.apply_batch(events)
             .await
-            .map_err(|e| Box::new(e) as HandlerError)
+            .into_iter()
+            .map(|r| r.map_err(|e| Box::new(e) as HandlerError))
+            .collect()
     }
 }

@@ -23,6 +23,12 @@ impl DeadlineStore for CrashBeforeComplete {
     async fn cancel(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError> {
         self.inner.cancel(key).await
     }
+    async fn schedule_many(&self, d: Vec<Deadline>) -> Result<Vec<bool>, DeadlineStoreError> {
+        self.inner.schedule_many(d).await
+    }
+    async fn cancel_many(&self, keys: &[DeadlineKey]) -> Result<Vec<bool>, DeadlineStoreError> {
+        self.inner.cancel_many(keys).await
+    }
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Deadline>, DeadlineStoreError> {
         self.inner.due(now, limit).await
     }

@@ -2,6 +2,7 @@
 //! on memory and on PostgreSQL, with time driven by a `ManualClock` and explicit ticks.
 
 mod assignment;
+mod batch;
 mod crash;
 mod lifecycle;
 mod reaper;
@@ -488,7 +489,7 @@ fn the_scheduler_wants_only_domain_event_types() {
     use orderflow_domain::order::OrderEvent;
     use orderflow_domain::rider::RiderEvent;
     use orderflow_domain::sku::SkuEvent;
-    use orderflow_infra::bus::EventHandler;
+    use orderflow_infra::bus::BatchEventHandler;
 
     use super::scheduler::{ORDER_TYPES, RIDER_TYPES, SKU_TYPES};
 
