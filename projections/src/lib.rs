@@ -45,6 +45,6 @@ pub mod testing;
 pub use applied::{Applied, Behind};
 pub use error::ProjectionError;
 pub use group::{ProjectionGroup, Sequential};
-pub use model::{BatchOutcome, ProjectionModel, RowChange};
+pub use model::{BatchOutcome, ProjectionModel, RowChange, RowJson};
 pub use pg::{PgProjection, PgProjectionGroup, ShardEvents};
 pub use projector::{ProjectionHandle, Projector, ProjectorConfig, ProjectorStats};

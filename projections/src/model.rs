@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use orderflow_domain::Shard;
 use orderflow_infra::store::{Position, RecordedEvent};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::error::ProjectionError;
@@ -33,7 +35,44 @@ pub struct RowChange {
     pub shard: Shard,
     pub position: Position,
     /// The row after the change, or `None` when it was deleted.
-    pub row: Option<Value>,
+    pub row: Option<RowJson>,
+}
+
+/// A row as JSON text, encoded once from the row itself: a PostgreSQL model binds it as its
+/// `json` column and the publisher copies it into the change message as it is. A `Value`
+/// tree between the two was built, serialized twice and dropped for every changed row, about
+/// a tenth of the process's CPU with the projectors on (perf, session 7).
+#[derive(Debug, Clone)]
+pub struct RowJson(Box<RawValue>);
+
+impl RowJson {
+    pub fn encode<T: Serialize + ?Sized>(row: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(row).map(RowJson)
+    }
+
+    /// The text, as it goes into a `json` column (`postgres_types::Json(row.raw())`) or a
+    /// message.
+    pub fn raw(&self) -> &RawValue {
+        &self.0
+    }
+
+    /// The row parsed back, for tests and tools.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+/// Equal when the texts are: a row encodes the same way every time.
+impl PartialEq for RowJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Serialize for RowJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 /// What a batch did.

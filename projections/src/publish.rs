@@ -27,7 +27,7 @@ use orderflow_infra::bus::{EventBus, OutgoingMessage, Subjects};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::model::RowChange;
+use crate::model::{RowChange, RowJson};
 use crate::projector::ProjectorStats;
 
 /// Largest body of one message: a quarter of NATS's default `max_payload`, so a server with
@@ -69,7 +69,7 @@ pub(crate) async fn publish_changes(
 struct ChangeOut<'a> {
     key: &'a str,
     position: u64,
-    row: &'a Option<serde_json::Value>,
+    row: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The bus messages of a batch's row changes: per view and shard, in first-change order of
@@ -91,7 +91,7 @@ pub fn change_messages(subjects: &Subjects, changes: &[RowChange]) -> Vec<Outgoi
             let encoded = serde_json::to_vec(&ChangeOut {
                 key: &change.key,
                 position: change.position.get(),
-                row: &change.row,
+                row: change.row.as_ref().map(RowJson::raw),
             })
             .unwrap_or_default();
             if !part.is_empty() && part.bytes + encoded.len() + 1 > MAX_MESSAGE_BYTES {
@@ -168,7 +168,7 @@ mod tests {
             key: key.to_owned(),
             shard: Shard::new(7).unwrap(),
             position: Position::new(position),
-            row,
+            row: row.map(|r| RowJson::encode(&r).unwrap()),
         }
     }
 

@@ -32,6 +32,7 @@ use self::lag::{Heads, LagResult};
 use self::outcomes::Outcomes;
 use self::target::{Projections, Target};
 use super::ceiling;
+use super::cpu::{CpuMark, CpuUse};
 use super::report::{self, ScenarioResult};
 
 /// How long to wait, after the last submit's answer, for every order to be resolved.
@@ -137,6 +138,14 @@ async fn measure(target: &mut Target, args: &FlashSaleArgs) -> anyhow::Result<Fl
         None => None,
     };
     let (probe, lag_task) = probe.unzip();
+    // CPU from the first submit until every outcome is in: the work the submits caused,
+    // including what the consumers and projectors still had to do after the last answer.
+    // (A PostgreSQL run always has NATS beside it.)
+    let cpu_client = match &target.database {
+        Some(db) => Some(db.client().await?),
+        None => None,
+    };
+    let cpu = CpuMark::start(cpu_client.as_ref(), target.database.is_some()).await;
     let load = clients::run(
         target,
         LoadPlan {
@@ -159,6 +168,8 @@ async fn measure(target: &mut Target, args: &FlashSaleArgs) -> anyhow::Result<Fl
         None => None,
     };
     let outcomes = outcomes::wait_for(target.app.store(), load.ok, RESOLVE_LIMIT).await?;
+    let cpu = cpu.finish(cpu_client.as_ref()).await;
+    drop(cpu_client);
     let ledger = target.ledger().await?;
 
     let mut ceilings = Vec::new();
@@ -179,6 +190,7 @@ async fn measure(target: &mut Target, args: &FlashSaleArgs) -> anyhow::Result<Fl
         outcomes,
         ledger,
         lag,
+        cpu,
         ceilings,
     })
 }
@@ -192,6 +204,8 @@ struct FlashSale {
     ledger: StockLevel,
     /// `None` with `--no-projections`.
     lag: Option<LagResult>,
+    /// From the first submit until every outcome was read.
+    cpu: CpuUse,
     ceilings: Vec<ScenarioResult>,
 }
 
@@ -250,6 +264,7 @@ impl FlashSale {
                 "identity_holds": self.identity_holds(),
                 "oversell": self.oversell(),
                 "projection_lag": self.lag.as_ref().map(LagResult::to_json),
+                "cpu": self.cpu.to_json(self.load.ok),
                 "ceiling": self.ceilings.iter().map(ScenarioResult::to_json).collect::<Vec<_>>(),
             });
             println!("{value}");
@@ -302,6 +317,10 @@ impl FlashSale {
             }
         );
         println!("oversell {}", self.oversell());
+        println!(
+            "{}, from the first submit until every outcome was read",
+            self.cpu.line(self.load.ok, "submit")
+        );
         match &self.lag {
             Some(lag) => lag.print(),
             None => println!("projections off (--no-projections): no projection lag"),

@@ -5,6 +5,7 @@
 
 mod append;
 mod ceiling;
+mod cpu;
 mod flash_sale;
 mod query;
 mod report;

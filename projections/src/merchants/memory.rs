@@ -12,7 +12,7 @@ use super::{
     NearbyCursor, NearbyPage, MERCHANT_CATALOG,
 };
 use crate::error::ProjectionError;
-use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange, RowJson};
 
 #[derive(Default)]
 struct CatalogState {
@@ -69,7 +69,7 @@ impl ProjectionModel for MemoryMerchantCatalog {
                 key: id.to_string(),
                 shard,
                 position,
-                row: serde_json::to_value(&row).ok(),
+                row: RowJson::encode(&row).ok(),
             });
             state.rows.insert(id, row);
         }

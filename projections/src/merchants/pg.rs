@@ -16,7 +16,7 @@ use super::{
     NearbyCursor, NearbyPage, MERCHANT_CATALOG,
 };
 use crate::error::ProjectionError;
-use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange, RowJson};
 use crate::pg::{apply_alone, from_doc, load_checkpoints, to_doc, PgProjection, ShardEvents};
 
 #[derive(Clone)]
@@ -108,7 +108,7 @@ impl PgProjection for PgMerchantCatalog {
                 key: id.to_string(),
                 shard,
                 position,
-                row: Some(doc),
+                row: RowJson::encode(&doc).ok(),
             });
         }
         let params: Vec<[&(dyn ToSql + Sync); 6]> = stored

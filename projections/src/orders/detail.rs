@@ -19,7 +19,7 @@ use orderflow_infra::store::{Position, RecordedEvent};
 use super::page::{Cursor, Page};
 use super::{fold_orders, key_of, OrderView};
 use crate::error::ProjectionError;
-use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange, RowJson};
 
 /// The projection's name: checkpoint, table and the `{view}` of its row changes (key: the
 /// order number).
@@ -114,7 +114,7 @@ impl ProjectionModel for MemoryOrderDetail {
         for (key, position) in fold_orders(&mut state.orders, &fresh, ORDER_DETAIL) {
             changes.push(RowChange {
                 view: ORDER_DETAIL,
-                row: serde_json::to_value(&state.orders[&key]).ok(),
+                row: RowJson::encode(&state.orders[&key]).ok(),
                 key,
                 shard,
                 position,
@@ -142,7 +142,8 @@ pub(crate) fn merchant_change(
         key: merchant.get().to_string(),
         shard,
         position,
-        row: Some(serde_json::json!({ "merchant_id": merchant.get(), "name": name })),
+        row: RowJson::encode(&serde_json::json!({ "merchant_id": merchant.get(), "name": name }))
+            .ok(),
     }
 }
 

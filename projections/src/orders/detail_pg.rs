@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
 use orderflow_domain::{OrderNo, Shard};
 use orderflow_infra::store::{Position, RecordedEvent};
+use serde_json::value::RawValue;
+use tokio_postgres::types::Json;
 
 use super::columns::DetailColumns;
 use super::detail::{merchant_change, merchant_name, OrderDetailReader, ORDER_DETAIL};
@@ -18,7 +20,7 @@ use super::page::{Cursor, Page};
 use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection, ShardEvents};
+use crate::pg::{apply_alone, doc_of, load_checkpoints, to_row_json, PgProjection, ShardEvents};
 
 #[derive(Clone)]
 pub struct PgOrderDetail {
@@ -93,13 +95,15 @@ impl PgProjection for PgOrderDetail {
                 key,
                 shard,
                 position,
-                row: Some(to_doc(ORDER_DETAIL, view)?),
+                row: Some(to_row_json(ORDER_DETAIL, view)?),
             });
         }
         if !rows.order_no.is_empty() {
             // The change messages' documents, borrowed: sent as they are, not copied.
-            let docs: Vec<&serde_json::Value> =
-                changes.iter().filter_map(|c| c.row.as_ref()).collect();
+            let docs: Vec<Json<&RawValue>> = changes
+                .iter()
+                .filter_map(|c| c.row.as_ref().map(|row| Json(row.raw())))
+                .collect();
             // One statement for the whole batch (columns as arrays, unnested server-side):
             // PostgreSQL binds, plans and runs one INSERT instead of one per row.
             //

@@ -17,7 +17,7 @@ use orderflow_infra::store::{Position, RecordedEvent};
 use super::page::{Cursor, Owner, Page};
 use super::{fold_orders, OrderView};
 use crate::error::ProjectionError;
-use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange, RowJson};
 
 pub const BUYER_ORDER: &str = "buyer_order";
 pub const SELLER_ORDER: &str = "seller_order";
@@ -132,7 +132,7 @@ impl ProjectionModel for MemoryOrderList {
                 .insert((view.created_at, view.order_no.clone()));
             changes.push(RowChange {
                 view: self.side.name(),
-                row: serde_json::to_value(view).ok(),
+                row: RowJson::encode(view).ok(),
                 key,
                 shard,
                 position,

@@ -14,6 +14,8 @@ use futures::future::try_join_all;
 use orderflow_domain::order::OrderStatus;
 use orderflow_domain::{OrderNo, Shard, SHARD_COUNT};
 use orderflow_infra::store::{Position, RecordedEvent};
+use serde_json::value::RawValue;
+use tokio_postgres::types::Json;
 use tokio_postgres::types::ToSql;
 
 use super::columns::ListColumns;
@@ -23,7 +25,7 @@ use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
 use crate::order_cache::OrderCache;
-use crate::pg::{apply_alone, doc_of, load_checkpoints, to_doc, PgProjection, ShardEvents};
+use crate::pg::{apply_alone, doc_of, load_checkpoints, to_row_json, PgProjection, ShardEvents};
 
 #[derive(Clone)]
 pub struct PgOrderList {
@@ -243,13 +245,15 @@ impl PgProjection for PgOrderList {
                 key,
                 shard,
                 position,
-                row: Some(to_doc(name, view)?),
+                row: Some(to_row_json(name, view)?),
             });
         }
         if !order_no.is_empty() {
             // The change messages' documents, borrowed: sent as they are, not copied.
-            let docs: Vec<&serde_json::Value> =
-                changes.iter().filter_map(|c| c.row.as_ref()).collect();
+            let docs: Vec<Json<&RawValue>> = changes
+                .iter()
+                .filter_map(|c| c.row.as_ref().map(|row| Json(row.raw())))
+                .collect();
             // One statement for the whole batch (columns as arrays, unnested server-side).
             let upsert = tx
                 .prepare_cached(&format!(

@@ -210,6 +210,18 @@ pub fn from_doc<T: serde::de::DeserializeOwned>(
 }
 
 /// A view as a stored JSON document.
+/// `value` as a row change's JSON text ([`RowJson`](crate::model::RowJson)), which a view
+/// whose `doc` is the same document also binds as that column.
+pub fn to_row_json<T: serde::Serialize>(
+    view: &'static str,
+    value: &T,
+) -> Result<crate::model::RowJson, ProjectionError> {
+    crate::model::RowJson::encode(value).map_err(|e| ProjectionError::Corrupt {
+        view,
+        reason: e.to_string(),
+    })
+}
+
 pub fn to_doc<T: serde::Serialize>(
     view: &'static str,
     value: &T,

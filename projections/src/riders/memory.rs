@@ -13,7 +13,7 @@ use super::{
 };
 use crate::error::ProjectionError;
 use crate::merchants::search_box;
-use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange, RowJson};
 
 #[derive(Default)]
 struct RiderState {
@@ -51,14 +51,14 @@ pub(crate) fn row_changes(
         key: id.to_string(),
         shard,
         position: *position,
-        row: serde_json::to_value(&riders[id]).ok(),
+        row: RowJson::encode(&riders[id]).ok(),
     });
     let offer_rows = changes.orders.iter().map(|(no, position)| RowChange {
         view: RIDER_OFFER,
         key: no.clone(),
         shard,
         position: *position,
-        row: serde_json::to_value(&offers[no]).ok(),
+        row: RowJson::encode(&offers[no]).ok(),
     });
     rider_rows.chain(offer_rows).collect()
 }

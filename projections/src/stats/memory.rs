@@ -9,7 +9,7 @@ use orderflow_infra::store::{Position, RecordedEvent};
 
 use super::{fold_stats, touched_orders, HourlyStats, StatsReader, MERCHANT_HOURLY};
 use crate::error::ProjectionError;
-use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange, RowJson};
 
 #[derive(Default)]
 struct StatsState {
@@ -78,7 +78,7 @@ impl ProjectionModel for MemoryMerchantHourly {
                 key: row.partial_key(shard),
                 shard,
                 position,
-                row: serde_json::to_value(*row).ok(),
+                row: RowJson::encode(row).ok(),
             });
         }
         state.checkpoints.insert(shard, last);

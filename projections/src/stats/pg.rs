@@ -24,7 +24,7 @@ use tokio_postgres::Row;
 
 use super::{fold_stats, HourlyStats, StatsReader, MERCHANT_HOURLY};
 use crate::error::ProjectionError;
-use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange, RowJson};
 use crate::order_cache::OrderCache;
 use crate::orders::stored_orders;
 use crate::pg::{apply_alone, load_checkpoints, PgProjection, ShardEvents};
@@ -214,7 +214,7 @@ impl PgProjection for PgMerchantHourly {
                 key: after.partial_key(*shard),
                 shard: *shard,
                 position: *position,
-                row: serde_json::to_value(after).ok(),
+                row: RowJson::encode(&after).ok(),
             });
         }
         Ok(changes)

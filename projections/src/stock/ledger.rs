@@ -12,7 +12,7 @@ use orderflow_infra::store::{Position, RecordedEvent};
 
 use super::{fold_stock, ReservationRow, StockRow, STOCK_LEDGER, STOCK_RESERVATION};
 use crate::error::ProjectionError;
-use crate::model::{BatchOutcome, ProjectionModel, RowChange};
+use crate::model::{BatchOutcome, ProjectionModel, RowChange, RowJson};
 use crate::orders::InvalidPageToken;
 
 /// Where the next page of reservations starts: strictly after this order number.
@@ -120,7 +120,7 @@ pub(crate) fn row_changes(
         key: key.clone(),
         shard,
         position: *position,
-        row: serde_json::to_value(&ledgers[key]).ok(),
+        row: RowJson::encode(&ledgers[key]).ok(),
     });
     let reservation_rows = changes.reservations.iter().map(|(pair, position)| {
         let row = &reservations[pair];
@@ -129,7 +129,7 @@ pub(crate) fn row_changes(
             key: row.key(),
             shard,
             position: *position,
-            row: serde_json::to_value(row).ok(),
+            row: RowJson::encode(row).ok(),
         }
     });
     ledger_rows.chain(reservation_rows).collect()

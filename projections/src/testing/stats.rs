@@ -120,7 +120,7 @@ where
         change.key,
         format!("7.{}.{}", hour_of(at(0)).as_millis(), no.shard().index())
     );
-    let row = change.row.as_ref().unwrap();
+    let row = change.row.as_ref().unwrap().to_value();
     assert_eq!(
         (row["orders"].as_i64(), row["gmv"].as_i64()),
         (Some(1), Some(5600))
@@ -177,7 +177,7 @@ where
     );
     let orders: Vec<_> = changes
         .iter()
-        .map(|c| c.row.as_ref().unwrap()["orders"].as_i64())
+        .map(|c| c.row.as_ref().unwrap().to_value()["orders"].as_i64())
         .collect();
     assert_eq!(orders, vec![Some(2), Some(1)]);
 }

@@ -182,7 +182,7 @@ where
     assert_eq!(ledger.len(), 1);
     assert_eq!(ledger[0].key, "latte");
     assert_eq!(ledger[0].position, Position::new(7));
-    assert_eq!(ledger[0].row.as_ref().unwrap()["available"], 6);
+    assert_eq!(ledger[0].row.as_ref().unwrap().to_value()["available"], 6);
     let reservations = outcome
         .changes
         .iter()
