@@ -30,6 +30,7 @@ use serde_json::json;
 use self::lag::LagResult;
 use self::load::{LoadPlan, LoadResult, RpcLoad};
 use self::seed::Dataset;
+use super::cpu::{CpuMark, CpuUse};
 use super::report::{self, ScenarioResult};
 use orderflow::scratch::ScratchDatabase;
 
@@ -139,7 +140,12 @@ async fn measure(db: &ScratchDatabase, args: &QueryArgs) -> anyhow::Result<Query
         .await?;
 
     let queries = orderflow_projections::pg::query_pool(&db.url, query_pool_size)?;
+    // CPU over the load: the server, the bench's clients, the lag appenders and projectors.
+    let cpu_client = db.client().await?;
+    let cpu = CpuMark::start(Some(&cpu_client), false).await;
     let load = serve_and_load(&store, pool, queries, dataset, args).await;
+    let cpu = cpu.finish(Some(&cpu_client)).await;
+    drop(cpu_client);
     store.shutdown().await;
     let (load, lag) = load?;
 
@@ -154,6 +160,7 @@ async fn measure(db: &ScratchDatabase, args: &QueryArgs) -> anyhow::Result<Query
         seeded_in,
         load,
         lag,
+        cpu,
         ceilings,
     })
 }
@@ -215,6 +222,8 @@ struct QueryBench {
     seeded_in: Duration,
     load: LoadResult,
     lag: LagResult,
+    /// Over the load, from the server's start to its stop.
+    cpu: CpuUse,
     ceilings: Vec<ScenarioResult>,
 }
 
@@ -263,6 +272,7 @@ impl QueryBench {
                                    "appenders": lag::APPENDERS, "p50_ms": ms(&self.lag.lag, 0.5),
                                    "p99_ms": ms(&self.lag.lag, 0.99), "max_ms": self.lag.lag.max() as f64 / 1000.0},
                 "ceiling": self.ceilings.iter().map(ScenarioResult::to_json).collect::<Vec<_>>(),
+                "cpu": self.cpu.to_json(rows[2].operations),
             });
             println!("{value}");
             return;
@@ -309,6 +319,10 @@ impl QueryBench {
             ms(&self.lag.lag, 0.5),
             ms(&self.lag.lag, 0.99),
             self.lag.lag.max() as f64 / 1000.0
+        );
+        println!(
+            "{}, over the load (the lag appenders and projectors included)",
+            self.cpu.line(table[2].operations, "query")
         );
     }
 }
