@@ -140,14 +140,11 @@ async fn measure(db: &ScratchDatabase, args: &QueryArgs) -> anyhow::Result<Query
         .await?;
 
     let queries = orderflow_projections::pg::query_pool(&db.url, query_pool_size)?;
-    // CPU over the load: the server, the bench's clients, the lag appenders and projectors.
     let cpu_client = db.client().await?;
-    let cpu = CpuMark::start(Some(&cpu_client), false).await;
-    let load = serve_and_load(&store, pool, queries, dataset, args).await;
-    let cpu = cpu.finish(Some(&cpu_client)).await;
+    let load = serve_and_load(&store, pool, queries, dataset, args, &cpu_client).await;
     drop(cpu_client);
     store.shutdown().await;
-    let (load, lag) = load?;
+    let (load, lag, cpu) = load?;
 
     let mut ceilings = Vec::new();
     let seconds = Duration::from_secs(args.ceiling_seconds.max(1));
@@ -172,7 +169,8 @@ async fn serve_and_load(
     queries: deadpool_postgres::Pool,
     dataset: Dataset,
     args: &QueryArgs,
-) -> anyhow::Result<(LoadResult, LagResult)> {
+    cpu_client: &tokio_postgres::Client,
+) -> anyhow::Result<(LoadResult, LagResult, CpuUse)> {
     // A random secret per run: tokens of one run are worthless anywhere else.
     let secret = JwtSecret::new(uuid::Uuid::new_v4().as_bytes().repeat(2))?;
     let auth = JwtAuth::new(&secret);
@@ -204,16 +202,20 @@ async fn serve_and_load(
     let deadline = Instant::now() + plan.duration;
     // Marks the start of the load on stderr (for attaching a profiler to this part only).
     eprintln!("load: {} s", plan.duration.as_secs());
+    // CPU over the load (the server, the bench's clients, the lag appenders and projectors),
+    // read before the read app stops: its query pool's backends end with it.
+    let cpu = CpuMark::start(Some(cpu_client), false).await;
     let (load, lag) = tokio::join!(
         load::run(addr, &auth, dataset, plan),
         lag::run(Arc::new(store.clone()), applied, dataset, deadline)
     );
+    let cpu = cpu.finish(Some(cpu_client)).await;
     read.begin_shutdown();
     let _ = stop.send(());
     let served = server.await;
     read.shutdown().await;
     served??;
-    Ok((load?, lag?))
+    Ok((load?, lag?, cpu))
 }
 
 struct QueryBench {
