@@ -3,6 +3,7 @@
 
 use orderflow_infra::store::RecordedEvent;
 
+use super::faulty::FaultyStore;
 use super::*;
 
 /// A scheduler of its own on a fresh memory store (the harness's scheduler fills
@@ -15,18 +16,6 @@ fn fresh() -> (DeadlineScheduler, Arc<MemoryDeadlineStore>) {
 
 async fn events_of(h: &Harness, stream: &orderflow_domain::StreamId) -> Vec<RecordedEvent> {
     h.events.read_stream(stream, 1, 1_000).await.expect("read")
-}
-
-async fn open_keys(store: &MemoryDeadlineStore) -> Vec<String> {
-    let mut keys: Vec<String> = store
-        .due(Timestamp::from_millis(i64::MAX), 1_000)
-        .await
-        .expect("due")
-        .into_iter()
-        .map(|d| d.key.to_string())
-        .collect();
-    keys.sort();
-    keys
 }
 
 fn all_ok(results: &[Result<(), DeadlineError>]) -> bool {
@@ -51,7 +40,7 @@ async fn a_batch_opens_and_closes_windows_as_its_events_ask() {
         format!("reservation:{}:{paid}", sku()),
         format!("reservation:{}:{unpaid}", sku()),
     ];
-    assert_eq!(open_keys(&store).await, expected);
+    assert_eq!(open_keys_of(&*store).await, expected);
     // Created then paid in one batch: scheduled, then cancelled (closed for good).
     assert!(!store
         .schedule(Deadline::new(
@@ -68,7 +57,7 @@ async fn a_batch_opens_and_closes_windows_as_its_events_ask() {
             &scheduler.apply_batch(std::slice::from_ref(event)).await
         ));
     }
-    assert_eq!(open_keys(&store).await, expected);
+    assert_eq!(open_keys_of(&*store).await, expected);
 }
 
 /// A cancel before a schedule of the same key in one batch must not be reordered after it:
@@ -92,7 +81,7 @@ async fn a_cancel_before_a_schedule_of_its_key_stays_before_it() {
         .await;
     assert!(all_ok(&results));
     // paid: nothing to cancel; created: stored; paid again: cancelled.
-    assert!(open_keys(&store).await.is_empty());
+    assert!(open_keys_of(&*store).await.is_empty());
 
     let (scheduler, store) = fresh();
     assert!(all_ok(
@@ -100,67 +89,7 @@ async fn a_cancel_before_a_schedule_of_its_key_stays_before_it() {
             .apply_batch(&[paid.clone(), created.clone()])
             .await
     ));
-    assert_eq!(open_keys(&store).await, [format!("payment:{order_no}")]);
-}
-
-/// A memory store whose `cancel_many` fails while `down` is set (after the schedules of the
-/// same segment went through, the worst place to fail).
-struct CancelsDown {
-    inner: MemoryDeadlineStore,
-    down: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl DeadlineStore for CancelsDown {
-    async fn schedule(&self, d: Deadline) -> Result<bool, DeadlineStoreError> {
-        self.inner.schedule(d).await
-    }
-    async fn cancel(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError> {
-        self.inner.cancel(key).await
-    }
-    async fn schedule_many(&self, d: Vec<Deadline>) -> Result<Vec<bool>, DeadlineStoreError> {
-        self.inner.schedule_many(d).await
-    }
-    async fn cancel_many(&self, keys: &[DeadlineKey]) -> Result<Vec<bool>, DeadlineStoreError> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(DeadlineStoreError::Unavailable("down".into()));
-        }
-        self.inner.cancel_many(keys).await
-    }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Deadline>, DeadlineStoreError> {
-        self.inner.due(now, limit).await
-    }
-    async fn claim(
-        &self,
-        now: Timestamp,
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<Deadline>, DeadlineStoreError> {
-        self.inner.claim(now, limit, lease).await
-    }
-    async fn prune(&self, before: Timestamp, limit: usize) -> Result<u64, DeadlineStoreError> {
-        self.inner.prune(before, limit).await
-    }
-    async fn next_due(&self) -> Result<Option<Timestamp>, DeadlineStoreError> {
-        self.inner.next_due().await
-    }
-    async fn complete(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError> {
-        self.inner.complete(key).await
-    }
-    async fn postpone(
-        &self,
-        key: &DeadlineKey,
-        due_at: Timestamp,
-        failure: Option<&str>,
-    ) -> Result<Option<u32>, DeadlineStoreError> {
-        self.inner.postpone(key, due_at, failure).await
-    }
-    async fn park(&self, key: &DeadlineKey, error: &str) -> Result<bool, DeadlineStoreError> {
-        self.inner.park(key, error).await
-    }
-    async fn count_open(&self) -> Result<u64, DeadlineStoreError> {
-        self.inner.count_open().await
-    }
+    assert_eq!(open_keys_of(&*store).await, [format!("payment:{order_no}")]);
 }
 
 /// A store call that fails fails the events whose work it carried (so the consumer hands
@@ -174,10 +103,12 @@ async fn a_failed_store_call_fails_the_events_it_carried_and_a_retry_finishes_th
     let events = events_of(&h, &order_no.stream_id()).await;
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(types, ["OrderSubmitted", "OrderCreated", "OrderPaid"]);
-    let store = Arc::new(CancelsDown {
-        inner: MemoryDeadlineStore::new(),
-        down: true.into(),
-    });
+    // A store whose `cancel_many` fails (after the schedules of the same segment went
+    // through, the worst place to fail).
+    let store = Arc::new(FaultyStore::over(Arc::new(MemoryDeadlineStore::new())));
+    store
+        .cancels_down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let scheduler = DeadlineScheduler::new(store.clone(), Duration::from_secs(60), Wakeup::new());
 
     let results = scheduler.apply_batch(&events).await;
@@ -186,7 +117,9 @@ async fn a_failed_store_call_fails_the_events_it_carried_and_a_retry_finishes_th
     // The schedule went through before the cancel failed: open until the retry.
     assert_eq!(store.inner.count_open().await.unwrap(), 1);
 
-    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    store
+        .cancels_down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     assert!(all_ok(&scheduler.apply_batch(&events[1..]).await));
     assert_eq!(store.inner.count_open().await.unwrap(), 0);
 }

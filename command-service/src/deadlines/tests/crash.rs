@@ -1,72 +1,12 @@
 //! Crashes and restarts: deadlines survive the process, fire once in effect, and a deadline
 //! that keeps failing is parked instead of blocking the queue.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use async_trait::async_trait;
 use orderflow_infra::store::{AppendRequest, EventMetadata, ExpectedVersion, NewEvent};
 
+use super::faulty::FaultyStore;
 use super::*;
-
-/// A store whose next `complete` fails as if the process died right after the command was
-/// appended and before the deadline was marked.
-struct CrashBeforeComplete {
-    inner: Arc<dyn DeadlineStore>,
-    crash: AtomicBool,
-}
-
-#[async_trait]
-impl DeadlineStore for CrashBeforeComplete {
-    async fn schedule(&self, d: Deadline) -> Result<bool, DeadlineStoreError> {
-        self.inner.schedule(d).await
-    }
-    async fn cancel(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError> {
-        self.inner.cancel(key).await
-    }
-    async fn schedule_many(&self, d: Vec<Deadline>) -> Result<Vec<bool>, DeadlineStoreError> {
-        self.inner.schedule_many(d).await
-    }
-    async fn cancel_many(&self, keys: &[DeadlineKey]) -> Result<Vec<bool>, DeadlineStoreError> {
-        self.inner.cancel_many(keys).await
-    }
-    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<Deadline>, DeadlineStoreError> {
-        self.inner.due(now, limit).await
-    }
-    async fn claim(
-        &self,
-        now: Timestamp,
-        limit: usize,
-        lease: Duration,
-    ) -> Result<Vec<Deadline>, DeadlineStoreError> {
-        self.inner.claim(now, limit, lease).await
-    }
-    async fn prune(&self, before: Timestamp, limit: usize) -> Result<u64, DeadlineStoreError> {
-        self.inner.prune(before, limit).await
-    }
-    async fn next_due(&self) -> Result<Option<Timestamp>, DeadlineStoreError> {
-        self.inner.next_due().await
-    }
-    async fn complete(&self, key: &DeadlineKey) -> Result<bool, DeadlineStoreError> {
-        if self.crash.swap(false, Ordering::SeqCst) {
-            return Err(DeadlineStoreError::Unavailable("crashed".into()));
-        }
-        self.inner.complete(key).await
-    }
-    async fn postpone(
-        &self,
-        key: &DeadlineKey,
-        due_at: Timestamp,
-        failure: Option<&str>,
-    ) -> Result<Option<u32>, DeadlineStoreError> {
-        self.inner.postpone(key, due_at, failure).await
-    }
-    async fn park(&self, key: &DeadlineKey, error: &str) -> Result<bool, DeadlineStoreError> {
-        self.inner.park(key, error).await
-    }
-    async fn count_open(&self) -> Result<u64, DeadlineStoreError> {
-        self.inner.count_open().await
-    }
-}
 
 /// Fires the payment deadline with a crash before `complete`, then again from a fresh firer:
 /// one `OrderCancelled`, and the deadline closed.
@@ -76,10 +16,8 @@ async fn fired_but_not_completed_refires_harmlessly(mut h: Harness) {
     // Stop consuming, so the cancel event does not close the deadline behind our back.
     h.stop().await;
     let due = after(h.config.payment_window);
-    let crashing = Arc::new(CrashBeforeComplete {
-        inner: h.deadlines.clone(),
-        crash: AtomicBool::new(true),
-    });
+    let crashing = Arc::new(FaultyStore::over(h.deadlines.clone()));
+    crashing.crash_before_complete.store(true, Ordering::SeqCst);
     let first = DeadlineFirer::new(
         crashing,
         h.executor.clone(),

@@ -4,6 +4,7 @@
 mod assignment;
 mod batch;
 mod crash;
+mod faulty;
 mod lifecycle;
 mod reaper;
 
@@ -81,6 +82,19 @@ async fn an_unreadable_postgres_row_is_parked_instead_of_blocking_the_queue() {
 
 /// 2025-11-22T08:26:40Z: the tests' "now" before anything happens.
 pub(super) const T0: i64 = 1_763_800_000_000;
+
+/// The keys of every open deadline of `store`, sorted.
+pub(super) async fn open_keys_of(store: &dyn DeadlineStore) -> Vec<String> {
+    let mut keys: Vec<String> = store
+        .due(Timestamp::from_millis(i64::MAX), 1_000)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|d| d.key.to_string())
+        .collect();
+    keys.sort();
+    keys
+}
 
 pub(super) fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(T0 + ms)
@@ -453,16 +467,7 @@ impl Harness {
 
     /// The open deadlines' keys.
     pub async fn open_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .deadlines
-            .due(Timestamp::from_millis(i64::MAX), 1_000)
-            .await
-            .expect("due")
-            .into_iter()
-            .map(|d| d.key.to_string())
-            .collect();
-        keys.sort();
-        keys
+        open_keys_of(self.deadlines.as_ref()).await
     }
 }
 
