@@ -54,6 +54,24 @@ impl Default for StockConfig {
     }
 }
 
+/// A SKU as a submitter sees it: its listing and the units free to reserve, both as of its
+/// writer's last durable append (every acknowledged command included, none in flight).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shelf {
+    pub listing: Listing,
+    pub available: i64,
+}
+
+impl Shelf {
+    /// `None` if the SKU was never listed.
+    pub(crate) fn of(state: &SkuState) -> Option<Shelf> {
+        state.listing().map(|listing| Shelf {
+            listing: listing.clone(),
+            available: state.stock().available,
+        })
+    }
+}
+
 /// What a writer answers to one command.
 pub type StockResult = Result<Executed<SkuEvent>, CommandError>;
 
@@ -69,12 +87,12 @@ pub(crate) struct Inner {
     /// The running writers, each with an id so a writer that ends removes itself and not
     /// its successor. A std Mutex: held for a map lookup or insert, never across an await.
     writers: Mutex<HashMap<SkuId, (u64, mpsc::Sender<Request>)>>,
-    /// Each running writer's listing as of its last durable append (or load), so that
-    /// [`StockWriters::listing`] need not queue behind the batch the writer is committing.
+    /// Each running writer's shelf as of its last durable append (or load), so that
+    /// [`StockWriters::shelf`] need not queue behind the batch the writer is committing.
     /// Only a registered writer publishes, and its entry goes when it deregisters. A std
     /// Mutex: held for one map operation, never across an await; taken after `writers`
     /// when both are held.
-    listings: Mutex<HashMap<SkuId, Option<Listing>>>,
+    shelves: Mutex<HashMap<SkuId, Option<Shelf>>>,
     next_id: AtomicU64,
 }
 
@@ -86,8 +104,8 @@ impl Inner {
         self.writers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn listings(&self) -> MutexGuard<'_, HashMap<SkuId, Option<Listing>>> {
-        self.listings.lock().unwrap_or_else(|p| p.into_inner())
+    fn shelves(&self) -> MutexGuard<'_, HashMap<SkuId, Option<Shelf>>> {
+        self.shelves.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forgets `sku`'s writer if it is still writer `id` (a newer one may be registered).
@@ -95,21 +113,21 @@ impl Inner {
         let mut writers = self.writers();
         if writers.get(sku).is_some_and(|(current, _)| *current == id) {
             writers.remove(sku);
-            self.listings().remove(sku);
+            self.shelves().remove(sku);
         }
     }
 
-    /// Writer `id` of `sku` made this listing durable (or loaded it): `None` withdraws it
-    /// (the writer's state is in doubt until it reloads), `Some(l)` is what to answer.
-    pub(crate) fn publish_listing(&self, sku: &SkuId, id: u64, listing: Option<Option<Listing>>) {
+    /// Writer `id` of `sku` made this shelf durable (or loaded it): `None` withdraws it (the
+    /// writer's state is in doubt until it reloads), `Some(s)` is what to answer.
+    pub(crate) fn publish_shelf(&self, sku: &SkuId, id: u64, shelf: Option<Option<Shelf>>) {
         let writers = self.writers();
         if writers.get(sku).is_none_or(|(current, _)| *current != id) {
             return;
         }
-        let mut listings = self.listings();
-        match listing {
-            Some(listing) => listings.insert(sku.clone(), listing),
-            None => listings.remove(sku),
+        let mut shelves = self.shelves();
+        match shelf {
+            Some(shelf) => shelves.insert(sku.clone(), shelf),
+            None => shelves.remove(sku),
         };
     }
 }
@@ -125,7 +143,7 @@ impl StockWriters {
                 executor,
                 config,
                 writers: Mutex::new(HashMap::new()),
-                listings: Mutex::new(HashMap::new()),
+                shelves: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
             }),
         }
@@ -174,19 +192,24 @@ impl StockWriters {
         rx.await.unwrap_or(Err(CommandError::ShuttingDown))
     }
 
-    /// The SKU's listing (merchant, name, price, listed) as its writer holds it, every
-    /// acknowledged command included; `None` if it was never listed. Cheap whatever the
-    /// number of reservations, unlike [`StockWriters::state`].
+    /// The SKU's listing (merchant, name, price, listed) and available units as its writer
+    /// holds them, every acknowledged command included; `None` if it was never listed. Cheap
+    /// whatever the number of reservations, unlike [`StockWriters::state`].
     #[instrument(skip_all, fields(sku = %sku))]
-    pub async fn listing(&self, sku: &SkuId) -> Result<Option<Listing>, CommandError> {
-        // A running writer's published listing: every acknowledged command is in it (the
+    pub async fn shelf(&self, sku: &SkuId) -> Result<Option<Shelf>, CommandError> {
+        // A running writer's published shelf: every acknowledged command is in it (the
         // writer publishes before it answers), and a batch being committed holds none yet.
-        if let Some(listing) = self.inner.listings().get(sku) {
-            return Ok(listing.clone());
+        if let Some(shelf) = self.inner.shelves().get(sku) {
+            return Ok(shelf.clone());
         }
         let (reply, rx) = oneshot::channel();
-        self.send(sku, Request::Listing { reply }).await?;
+        self.send(sku, Request::Shelf { reply }).await?;
         rx.await.unwrap_or(Err(CommandError::ShuttingDown))
+    }
+
+    /// The SKU's listing alone (see [`StockWriters::shelf`]).
+    pub async fn listing(&self, sku: &SkuId) -> Result<Option<Listing>, CommandError> {
+        Ok(self.shelf(sku).await?.map(|shelf| shelf.listing))
     }
 
     /// How many writers are running (for metrics and tests).

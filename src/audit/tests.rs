@@ -88,6 +88,7 @@ async fn seeded() -> Seeded {
         }],
         address: Address::parse("1 Chang'an Ave", 39.9, 116.4).unwrap(),
         at: t(2_000),
+        refused: None,
     };
     let order_stream = order_no.stream_id();
     executor

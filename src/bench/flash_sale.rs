@@ -259,6 +259,7 @@ impl FlashSale {
                 "outcomes_read_s": self.outcomes.read_for.as_secs_f64(),
                 "created": self.outcomes.created,
                 "failed": self.outcomes.failed,
+                "refused_at_submit": self.outcomes.refused,
                 "ledger": {"added": s.added, "available": s.available, "reserved": s.reserved,
                            "deducted": s.deducted, "released": s.released},
                 "identity_holds": self.identity_holds(),
@@ -298,10 +299,11 @@ impl FlashSale {
             ),
         }
         println!(
-            "CREATED {}, FAILED {} {:?}",
+            "CREATED {}, FAILED {} {:?} ({} of them refused at submit)",
             self.outcomes.created,
             self.outcomes.failed_total(),
-            self.outcomes.failed
+            self.outcomes.failed,
+            self.outcomes.refused
         );
         println!(
             "ledger: added {}, available {}, reserved {}, deducted {} (released {}); identity {}",

@@ -115,12 +115,18 @@ async fn a_restart_mid_saga_decides_every_order_once() -> anyhow::Result<()> {
     assert_eq!(created.len() as i64, STOCK);
     assert_eq!(failed as i64, BUYERS - STOCK);
 
-    // Exactly one submission and one outcome per order, however many times the saga saw it.
+    // Exactly one submission and one outcome per order, however many times the saga saw it
+    // (an order refused at submit has one event that is both).
     for order_no in &order_nos {
         let (_, events) = second.order(order_no).await?;
-        let submitted = count(&events, |e| matches!(e, OrderEvent::Submitted(_)));
+        let submitted = count(&events, |e| {
+            matches!(e, OrderEvent::Submitted(_) | OrderEvent::Refused(_))
+        });
         let outcomes = count(&events, |e| {
-            matches!(e, OrderEvent::Created(_) | OrderEvent::Failed(_))
+            matches!(
+                e,
+                OrderEvent::Created(_) | OrderEvent::Failed(_) | OrderEvent::Refused(_)
+            )
         });
         assert_eq!(
             (submitted, outcomes),

@@ -221,6 +221,7 @@ impl DeadlineScheduler {
             // Failed: only from CREATING, so there is no payment deadline to cancel.
             OrderEvent::Submitted(_)
             | OrderEvent::Failed(_)
+            | OrderEvent::Refused(_)
             | OrderEvent::PaymentReceived(_)
             | OrderEvent::PaymentRefunded(_)
             | OrderEvent::PickedUp(_)

@@ -12,7 +12,10 @@
 //!    must still get the first answer; no claim, the refusal is the answer;
 //! 2. draw a number from [`super::OrderNumbers`] and append the order's `OrderSubmitted`
 //!    with `ExpectedVersion::NO_STREAM`, claiming the command id: one commit per submit, no
-//!    read, and one event (the claim is a row beside the events, which nothing relays);
+//!    read, and one event (the claim is a row beside the events, which nothing relays). If a
+//!    line's SKU would refuse it as the SKU's writer last made its state durable (sold out,
+//!    delisted, repriced: [`door`]), the one event is `OrderRefused` instead: the order is
+//!    FAILED at once and the saga never sees it;
 //! 3. if the claim is taken (a retry of an earlier attempt, or a concurrent retry that won),
 //!    run `Submit` on the claimed order through the executor, which answers a repeated
 //!    command id with the first append's outcome. If the drawn number collided with another
@@ -34,13 +37,15 @@
 //! under its last name: whether it can be reserved is the reservation saga's decision
 //! (DISH_DELISTED), taken in order with the sku's other commands, as is PRICE_CHANGED.
 
-use orderflow_domain::order::{Order, OrderCommand, OrderLine, OrderState};
+use orderflow_domain::order::{LineRefusal, Order, OrderCommand, OrderLine, OrderState};
+use orderflow_domain::refusal::Refusal;
+use orderflow_domain::sku::reservation_refusal;
 use orderflow_domain::stream::{ORDER_CATEGORY, ORDER_CLAIM_CATEGORY};
 use orderflow_domain::{BuyerId, Decider, OrderNo, StreamId, Timestamp};
 use orderflow_infra::store::{
     AppendRequest, ClaimKey, ConsistencyToken, EventStore, ExpectedVersion, StoreError,
 };
-use orderflow_proto::convert::SubmitOrder;
+use orderflow_proto::convert::{RequestedLine, SubmitOrder};
 use orderflow_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +53,7 @@ use super::idempotency::hex_sha256;
 use super::{CommandHandler, Ctx};
 use crate::error::CommandError;
 use crate::execute::encode;
+use crate::stock::Shelf;
 
 /// The category of the two-step submit's claim streams (`request-{sha256}`); read only.
 pub const LEGACY_CLAIM_CATEGORY: &str = "request";
@@ -92,15 +98,16 @@ pub(super) async fn submit(
         Ok(()) => order_lines(h, &r, false).await,
         Err(e) => Err(e),
     };
-    let lines = match validated {
+    let (lines, refused) = match validated {
         Ok(lines) => lines,
         Err(refused) => {
             return match find_claim(h, ctx, r.buyer).await? {
                 // A retry of an accepted submit: its lines are the first attempt's and the
                 // order stream answers it from the command id, so names are never read again.
                 Some(order_no) => {
-                    let lines = order_lines(h, &r, true).await?;
-                    complete(h, ctx, submit_command(&r, order_no, lines, ctx.meta.at)).await
+                    let (lines, _) = order_lines(h, &r, true).await?;
+                    let command = submit_command(&r, order_no, lines, None, ctx.meta.at);
+                    complete(h, ctx, command).await
                 }
                 None => Err(refused),
             };
@@ -111,7 +118,7 @@ pub(super) async fn submit(
         .order_numbers
         .next(ctx.meta.at, r.buyer)
         .map_err(CommandError::refused)?;
-    let mut command = submit_command(&r, order_no.clone(), lines, ctx.meta.at);
+    let mut command = submit_command(&r, order_no.clone(), lines, refused, ctx.meta.at);
     let events = Order::decide(&command, &OrderState::default()).map_err(CommandError::refused)?;
     let append = AppendRequest {
         stream: order_no.stream_id(),
@@ -165,6 +172,7 @@ fn submit_command(
     r: &SubmitOrder,
     order_no: OrderNo,
     lines: Vec<OrderLine>,
+    refused: Option<LineRefusal>,
     at: Timestamp,
 ) -> OrderCommand {
     OrderCommand::Submit {
@@ -174,35 +182,44 @@ fn submit_command(
         lines,
         address: r.address.clone(),
         at,
+        refused,
     }
 }
 
 fn reply(order_no: &OrderNo, consistency_token: String) -> pb::SubmitOrderReply {
     pb::SubmitOrderReply {
         order_no: order_no.as_str().to_owned(),
-        // The first answer is always CREATING: the saga decides CREATED or FAILED later.
+        // Always CREATING, as the contract says, even for an order refused at once: its
+        // outcome is read like any other (IsCreated, WatchOrder), and it is already there.
         status: pb::OrderStatus::Creating.into(),
         consistency_token,
     }
 }
 
-/// The order's lines with their dish names, read from the skus' listings (concurrently: up
-/// to 50 of them). `lenient` (a retry completing a claimed submit) takes the sku id as the
-/// name of a line whose listing is gone, instead of refusing a request already accepted.
+/// The order's lines with their dish names, read from the skus' shelves (concurrently: up
+/// to 50 of them), and the first line its SKU would refuse as it stands (see [`door`]).
+/// `lenient` (a retry completing a claimed submit) takes the sku id as the name of a line
+/// whose listing is gone, instead of refusing a request already accepted, and refuses
+/// nothing: the first attempt decided.
 async fn order_lines(
     h: &CommandHandler,
     r: &SubmitOrder,
     lenient: bool,
-) -> Result<Vec<OrderLine>, CommandError> {
-    // Only the listings: the whole state would copy every reservation of the sku.
-    let listings =
-        futures::future::try_join_all(r.lines.iter().map(|line| h.stock.listing(&line.sku)))
-            .await?;
+) -> Result<(Vec<OrderLine>, Option<LineRefusal>), CommandError> {
+    // Only the shelves: the whole state would copy every reservation of the sku.
+    let shelves =
+        futures::future::try_join_all(r.lines.iter().map(|line| h.stock.shelf(&line.sku))).await?;
     let mut lines = Vec::with_capacity(r.lines.len());
-    for (i, (line, listing)) in r.lines.iter().zip(listings).enumerate() {
+    let mut refused = None;
+    for (i, (line, shelf)) in r.lines.iter().zip(shelves).enumerate() {
         let field = || format!("lines[{i}].sku_id");
-        let name = match listing.as_ref() {
-            Some(listing) if listing.merchant == r.merchant => listing.name.clone(),
+        let name = match shelf.as_ref() {
+            Some(shelf) if shelf.listing.merchant == r.merchant => {
+                if refused.is_none() && !lenient {
+                    refused = door(shelf, line);
+                }
+                shelf.listing.name.clone()
+            }
             _ if lenient => orderflow_domain::Name::parse(line.sku.as_str())
                 .map_err(|e| CommandError::invalid(field(), e))?,
             Some(_) => {
@@ -225,7 +242,29 @@ async fn order_lines(
             unit_price: line.unit_price,
         });
     }
-    Ok(lines)
+    Ok((lines, refused))
+}
+
+/// The refusal the saga would meet reserving `line` on its SKU now: sold out, delisted or
+/// repriced, as the SKU's writer last made its state durable. Such an order is refused at
+/// once (`OrderRefused`, one event) instead of costing a saga round and a second event; in
+/// a flash sale that is every buyer after the last unit. Refusing on the durable state is
+/// what the writer itself would do for an order that arrived a moment earlier: reservations
+/// in flight only take more, and a unit given back after this read goes to whoever asks
+/// after it lands, as with a restock.
+fn door(shelf: &Shelf, line: &RequestedLine) -> Option<LineRefusal> {
+    reservation_refusal(
+        &shelf.listing,
+        shelf.available,
+        line.quantity,
+        line.unit_price,
+    )
+    .err()
+    .and_then(|e| e.failure_reason())
+    .map(|reason| LineRefusal {
+        reason,
+        sku: line.sku.clone(),
+    })
 }
 
 /// The number an earlier attempt of this request claimed: in the store's claims, or in a

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::sync::Weak;
 
-use orderflow_domain::sku::{Listing, Sku, SkuCommand, SkuEvent, SkuState};
+use orderflow_domain::sku::{Sku, SkuCommand, SkuEvent, SkuState};
 use orderflow_domain::{Decider, SkuId, StreamId};
 use orderflow_infra::store::{
     AppendOutcome, AppendRequest, CommandId, ConsistencyToken, ExpectedVersion, Position,
@@ -26,7 +26,7 @@ use orderflow_infra::store::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::instrument;
 
-use super::{Inner, StockConfig, StockResult};
+use super::{Inner, Shelf, StockConfig, StockResult};
 use crate::error::CommandError;
 use crate::execute::{decode, encode, CommandMeta, Executed, Executor};
 
@@ -42,10 +42,10 @@ pub(crate) enum Request {
     State {
         reply: oneshot::Sender<Result<SkuState, CommandError>>,
     },
-    /// Only the listing: what `SubmitOrder` needs. Cloning the whole state would copy every
+    /// Only the shelf: what `SubmitOrder` needs. Cloning the whole state would copy every
     /// reservation, O(units) per submit on the writer's own task in a flash sale.
-    Listing {
-        reply: oneshot::Sender<Result<Option<Listing>, CommandError>>,
+    Shelf {
+        reply: oneshot::Sender<Result<Option<Shelf>, CommandError>>,
     },
 }
 
@@ -167,7 +167,7 @@ impl Writer {
     async fn process(&mut self, batch: Vec<Request>) {
         let mut todo = Vec::with_capacity(batch.len());
         let mut state_requests = Vec::new();
-        let mut listing_requests = Vec::new();
+        let mut shelf_requests = Vec::new();
         for request in batch {
             match request {
                 Request::Command {
@@ -180,7 +180,7 @@ impl Writer {
                     reply,
                 }),
                 Request::State { reply } => state_requests.push(reply),
-                Request::Listing { reply } => listing_requests.push(reply),
+                Request::Shelf { reply } => shelf_requests.push(reply),
             }
         }
         let mut attempts = 0;
@@ -213,33 +213,33 @@ impl Writer {
             };
             let _ = reply.send(state);
         }
-        for reply in listing_requests {
-            let listing = match self.ensure_loaded().await {
+        for reply in shelf_requests {
+            let shelf = match self.ensure_loaded().await {
                 Ok(()) => self
                     .ledger
                     .as_ref()
-                    .map(|l| l.state.listing().cloned())
+                    .map(|l| Shelf::of(&l.state))
                     .ok_or(CommandError::ShuttingDown),
                 Err(e) => Err(e),
             };
-            let _ = reply.send(listing);
+            let _ = reply.send(shelf);
         }
     }
 
     async fn ensure_loaded(&mut self) -> Result<(), CommandError> {
         if self.ledger.is_none() {
             let ledger = self.load().await?;
-            self.publish(Some(ledger.state.listing().cloned()));
+            self.publish(Some(Shelf::of(&ledger.state)));
             self.ledger = Some(ledger);
         }
         Ok(())
     }
 
-    /// Publishes the durable listing for [`super::StockWriters::listing`] (`None` withdraws
-    /// it while the state is in doubt).
-    fn publish(&self, listing: Option<Option<Listing>>) {
+    /// Publishes the durable shelf for [`super::StockWriters::shelf`] (`None` withdraws it
+    /// while the state is in doubt).
+    fn publish(&self, shelf: Option<Option<Shelf>>) {
         if let Some(inner) = self.registry.upgrade() {
-            inner.publish_listing(&self.sku, self.id, listing);
+            inner.publish_shelf(&self.sku, self.id, shelf);
         }
     }
 
@@ -339,9 +339,9 @@ impl Writer {
             && results
                 .iter()
                 .all(|r| matches!(r, Ok(outcome) if !outcome.deduplicated));
-        let listing = landed.then(|| ledger.state.listing().cloned());
+        let shelf = landed.then(|| Shelf::of(&ledger.state));
         if let Some(inner) = self.registry.upgrade() {
-            inner.publish_listing(&self.sku, self.id, listing);
+            inner.publish_shelf(&self.sku, self.id, shelf);
         }
         let mut results: Vec<Option<Result<AppendOutcome, StoreError>>> =
             results.into_iter().map(Some).collect();

@@ -27,6 +27,13 @@ impl OrderLine {
     }
 }
 
+/// Why a line of a submitted order cannot be reserved, and which SKU refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRefusal {
+    pub reason: FailureReason,
+    pub sku: SkuId,
+}
+
 /// Why an order in CREATED is cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -48,6 +55,10 @@ pub enum OrderCommand {
         lines: Vec<OrderLine>,
         address: Address,
         at: Timestamp,
+        /// A line whose SKU, as its last durable state showed it to the submitter, would refuse
+        /// the reservation (sold out, delisted, repriced): the order is refused at once, with
+        /// no stock asked for. `None` sends the order to the reservation saga.
+        refused: Option<LineRefusal>,
     },
     /// Every line's stock is reserved: the buyer may pay until `payment_deadline`.
     Create {

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::command::{CancelCause, OrderCommand, OrderLine};
+use super::command::{CancelCause, LineRefusal, OrderCommand, OrderLine};
 use super::error::{OrderError, MAX_LINES, MAX_RADIUS_M};
 use super::event::*;
 use super::state::{OrderState, PlacedOrder};
@@ -26,8 +26,15 @@ pub(super) fn decide(command: &OrderCommand, state: &OrderState) -> Decision {
                 lines,
                 address,
                 at,
+                refused,
             },
-        ) => return submit(order_no, *buyer, *merchant, lines, address, *at),
+        ) => {
+            let submitted = submit(order_no, *buyer, *merchant, lines, address, *at)?;
+            return match refused {
+                None => one(submitted),
+                Some(refusal) => refuse(submitted, refusal),
+            };
+        }
         (OrderState::Empty, _) => return Err(OrderError::NotFound),
         (OrderState::Placed(order), _) => order,
     };
@@ -209,7 +216,7 @@ fn submit(
     lines: &[OrderLine],
     address: &Address,
     at: Timestamp,
-) -> Decision {
+) -> Result<OrderSubmitted, OrderError> {
     if order_no.shard() != buyer.shard() {
         return Err(OrderError::ShardMismatch {
             order_no: order_no.clone(),
@@ -243,7 +250,7 @@ fn submit(
         }
         total = total.checked_add(line.line_total()?)?;
     }
-    one(OrderSubmitted {
+    Ok(OrderSubmitted {
         order_no: order_no.clone(),
         buyer,
         merchant,
@@ -251,6 +258,18 @@ fn submit(
         total,
         address: address.clone(),
         at,
+    })
+}
+
+/// A submission refused at once: the refusing SKU must be one of its lines.
+fn refuse(submitted: OrderSubmitted, refusal: &LineRefusal) -> Decision {
+    if !submitted.lines.iter().any(|l| l.sku == refusal.sku) {
+        return Err(OrderError::RefusedSkuNotALine(refusal.sku.clone()));
+    }
+    one(OrderRefused {
+        submitted,
+        reason: refusal.reason,
+        sku: refusal.sku.clone(),
     })
 }
 

@@ -44,6 +44,8 @@ pub enum OrderError {
         buyer: BuyerId,
         expected: Shard,
     },
+    #[error("the refusing sku {0} is not a line of the order")]
+    RefusedSkuNotALine(SkuId),
     #[error("{field} must be after {at}, got {deadline}")]
     DeadlineNotAfter {
         field: &'static str,
@@ -122,6 +124,7 @@ impl Refusal for OrderError {
             | NonPositivePrice { .. }
             | MixedCurrencies { .. }
             | ShardMismatch { .. }
+            | RefusedSkuNotALine(_)
             | DeadlineNotAfter { .. }
             | DuplicateRider(_)
             | RadiusOutOfRange(_)

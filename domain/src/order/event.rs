@@ -36,6 +36,29 @@ pub struct OrderFailed {
     pub at: Timestamp,
 }
 
+/// An order refused as it was submitted: one of its lines' SKU was already sold out (or
+/// delisted, or repriced) as its last durable state showed, so the order never went to the
+/// reservation saga and reserved nothing. The order's only event, standing for its
+/// `OrderSubmitted` and an `OrderFailed` at the same instant: a flash sale's late buyers cost
+/// one event each instead of two and a saga round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRefused {
+    pub submitted: OrderSubmitted,
+    pub reason: FailureReason,
+    pub sku: SkuId,
+}
+
+impl OrderRefused {
+    /// The failure this refusal stands for, at the submission's time.
+    pub fn failed(&self) -> OrderFailed {
+        OrderFailed {
+            reason: self.reason,
+            sku: Some(self.sku.clone()),
+            at: self.submitted.at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderPaid {
     pub txn: PaymentTxnId,
@@ -138,6 +161,7 @@ domain_events! {
         Submitted(OrderSubmitted) = "OrderSubmitted" v 1,
         Created(OrderCreated) = "OrderCreated" v 1,
         Failed(OrderFailed) = "OrderFailed" v 1,
+        Refused(OrderRefused) = "OrderRefused" v 1,
         Paid(OrderPaid) = "OrderPaid" v 1,
         PaymentReceived(PaymentReceived) = "PaymentReceived" v 1,
         PaymentRefunded(PaymentRefunded) = "PaymentRefunded" v 1,

@@ -25,7 +25,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-pub use command::{CancelCause, OrderCommand, OrderLine};
+pub use command::{CancelCause, LineRefusal, OrderCommand, OrderLine};
 pub use error::{OrderError, MAX_LINES, MAX_RADIUS_M};
 pub use event::*;
 pub use state::{Offer, OrderState, PaymentRecord, PlacedOrder};

@@ -1,7 +1,7 @@
 //! An order as its events leave it, and `evolve`, which only applies them.
 
 use super::command::{CancelCause, OrderLine};
-use super::event::OrderEvent;
+use super::event::{OrderEvent, OrderFailed, OrderSubmitted};
 use super::status::OrderStatus;
 use crate::geo::Address;
 use crate::ids::{BuyerId, MerchantId, OfferId, PaymentTxnId, RiderId};
@@ -81,6 +81,41 @@ pub struct Offer {
 }
 
 impl PlacedOrder {
+    /// The order as its submission leaves it: CREATING.
+    fn submitted(e: &OrderSubmitted) -> Self {
+        PlacedOrder {
+            order_no: e.order_no.clone(),
+            buyer: e.buyer,
+            merchant: e.merchant,
+            lines: e.lines.clone(),
+            total: e.total,
+            address: e.address.clone(),
+            status: OrderStatus::Creating,
+            submitted_at: e.at,
+            updated_at: e.at,
+            failure: None,
+            payment_deadline: None,
+            cancel_cause: None,
+            paid_by: None,
+            payments: Vec::new(),
+            refunded: Money::zero(e.total.currency()),
+            offer: None,
+            past_offer_ids: Vec::new(),
+            rider: None,
+            delivery_deadline: None,
+            picked_up_at: None,
+            delivered_at: None,
+            late: false,
+            compensation: None,
+        }
+    }
+
+    fn fail(&mut self, e: &OrderFailed) {
+        self.status = OrderStatus::Failed;
+        self.failure = Some(e.reason);
+        self.updated_at = e.at;
+    }
+
     pub fn payment(&self, txn: &PaymentTxnId) -> Option<&PaymentRecord> {
         self.payments.iter().find(|p| &p.txn == txn)
     }
@@ -89,31 +124,12 @@ impl PlacedOrder {
 pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
     let mut order = match (state, event) {
         (OrderState::Empty, OrderEvent::Submitted(e)) => {
-            return OrderState::Placed(Box::new(PlacedOrder {
-                order_no: e.order_no.clone(),
-                buyer: e.buyer,
-                merchant: e.merchant,
-                lines: e.lines.clone(),
-                total: e.total,
-                address: e.address.clone(),
-                status: OrderStatus::Creating,
-                submitted_at: e.at,
-                updated_at: e.at,
-                failure: None,
-                payment_deadline: None,
-                cancel_cause: None,
-                paid_by: None,
-                payments: Vec::new(),
-                refunded: Money::zero(e.total.currency()),
-                offer: None,
-                past_offer_ids: Vec::new(),
-                rider: None,
-                delivery_deadline: None,
-                picked_up_at: None,
-                delivered_at: None,
-                late: false,
-                compensation: None,
-            }))
+            return OrderState::Placed(Box::new(PlacedOrder::submitted(e)))
+        }
+        (OrderState::Empty, OrderEvent::Refused(e)) => {
+            let mut order = PlacedOrder::submitted(&e.submitted);
+            order.fail(&e.failed());
+            return OrderState::Placed(Box::new(order));
         }
         // An event that cannot apply to an empty stream is a corrupt history; keep the state
         // as it was rather than invent an order.
@@ -122,17 +138,13 @@ pub(super) fn evolve(state: OrderState, event: &OrderEvent) -> OrderState {
     };
     match event {
         // A second submission of a placed order is never decided; ignore it like the above.
-        OrderEvent::Submitted(_) => {}
+        OrderEvent::Submitted(_) | OrderEvent::Refused(_) => {}
         OrderEvent::Created(e) => {
             order.status = OrderStatus::Created;
             order.payment_deadline = Some(e.payment_deadline);
             order.updated_at = e.at;
         }
-        OrderEvent::Failed(e) => {
-            order.status = OrderStatus::Failed;
-            order.failure = Some(e.reason);
-            order.updated_at = e.at;
-        }
+        OrderEvent::Failed(e) => order.fail(e),
         OrderEvent::Paid(e) => {
             order.status = OrderStatus::Paid;
             order.paid_by = Some(e.txn.clone());

@@ -142,6 +142,34 @@ fn held<'a>(
         .ok_or_else(|| SkuError::ReservationNotFound(order_no.clone()))
 }
 
+/// Whether a new reservation of `quantity` at `unit_price` is refused by the stock alone, on
+/// `listing` with `available` units: delisted, repriced, or not enough left. The same rule,
+/// in the same order, that a `Reserve` applies; the submit path asks it of a SKU's last
+/// durable state to refuse an order at once, without a saga round.
+pub fn refusal(
+    listing: &Listing,
+    available: i64,
+    quantity: Quantity,
+    unit_price: Money,
+) -> Result<(), SkuError> {
+    if !listing.listed {
+        return Err(SkuError::DishDelisted);
+    }
+    if unit_price != listing.price {
+        return Err(SkuError::PriceChanged {
+            seen: unit_price,
+            current: listing.price,
+        });
+    }
+    if available < quantity.get() {
+        return Err(SkuError::OutOfStock {
+            requested: quantity.get(),
+            available,
+        });
+    }
+    Ok(())
+}
+
 fn reserve(
     state: &SkuState,
     order_no: &OrderNo,
@@ -168,22 +196,7 @@ fn reserve(
             _ => Ok(vec![]),
         };
     }
-    if !listing.listed {
-        return Err(SkuError::DishDelisted);
-    }
-    if unit_price != listing.price {
-        return Err(SkuError::PriceChanged {
-            seen: unit_price,
-            current: listing.price,
-        });
-    }
-    let available = state.stock().available;
-    if available < quantity.get() {
-        return Err(SkuError::OutOfStock {
-            requested: quantity.get(),
-            available,
-        });
-    }
+    refusal(listing, state.stock().available, quantity, unit_price)?;
     if expires_at <= at {
         return Err(SkuError::ExpiryNotAfter { expires_at, at });
     }

@@ -24,6 +24,7 @@ mod state;
 mod tests;
 
 pub use command::{ReleaseReason, SkuCommand};
+pub use decide::refusal as reservation_refusal;
 pub use error::SkuError;
 pub use event::*;
 pub use state::{Listing, Reservation, ReservationState, SkuState, StockLevel};

@@ -8,7 +8,7 @@
 //! Idempotent by construction: the view remembers the stream version it has applied, and an
 //! event at or below it changes nothing.
 
-use orderflow_domain::order::{OrderEvent, OrderLine, OrderStatus};
+use orderflow_domain::order::{OrderEvent, OrderFailed, OrderLine, OrderStatus, OrderSubmitted};
 use orderflow_domain::{
     Address, BuyerId, DomainEvent, FailureReason, MerchantId, Money, OrderNo, RiderId, Timestamp,
 };
@@ -81,36 +81,21 @@ impl OrderView {
     /// The view after `event` (the `stream_version`-th event of the order's stream).
     ///
     /// - no view and `OrderSubmitted`: the order appears, CREATING;
+    /// - no view and `OrderRefused`: the order appears, FAILED;
     /// - no view and anything else: still no view (a history that starts mid-way is corrupt;
     ///   inventing an order would be worse);
     /// - `stream_version` ≤ the view's version: unchanged (a repeat).
     pub fn apply(view: Option<OrderView>, event: &OrderEvent, stream_version: u64) -> Option<Self> {
         let mut view = match (view, event) {
             (None, OrderEvent::Submitted(e)) => {
-                return Some(OrderView {
-                    order_no: e.order_no.clone(),
-                    buyer: e.buyer,
-                    merchant: e.merchant,
-                    status: OrderStatus::Creating,
-                    lines: e.lines.clone(),
-                    total: e.total,
-                    address: e.address.clone(),
-                    rider: None,
-                    failure: None,
-                    created_at: e.at,
-                    updated_at: e.at,
-                    payment_deadline: None,
-                    delivery_deadline: None,
-                    late: false,
-                    compensation: None,
-                    refunded: Money::zero(e.total.currency()),
-                    timeline: vec![StatusChange {
-                        status: OrderStatus::Creating,
-                        at: e.at,
-                        event_type: event.event_type().to_owned(),
-                    }],
-                    version: stream_version,
-                })
+                return Some(OrderView::submitted(e, event, stream_version))
+            }
+            // Refused as it was submitted: the order appears already FAILED, with both status
+            // changes in its timeline, as `OrderSubmitted` + `OrderFailed` would leave it.
+            (None, OrderEvent::Refused(e)) => {
+                let mut view = OrderView::submitted(&e.submitted, event, stream_version);
+                view.fail(&e.failed(), event);
+                return Some(view);
             }
             (None, _) => return None,
             (Some(view), _) if stream_version <= view.version => return Some(view),
@@ -118,7 +103,7 @@ impl OrderView {
         };
         view.version = stream_version;
         let (status, at) = match event {
-            OrderEvent::Submitted(_) => (None, None),
+            OrderEvent::Submitted(_) | OrderEvent::Refused(_) => (None, None),
             OrderEvent::Created(e) => {
                 view.payment_deadline = Some(e.payment_deadline);
                 (Some(OrderStatus::Created), Some(e.at))
@@ -169,6 +154,46 @@ impl OrderView {
             });
         }
         Some(view)
+    }
+
+    /// The view an order's first event leaves: CREATING.
+    fn submitted(e: &OrderSubmitted, event: &OrderEvent, stream_version: u64) -> Self {
+        OrderView {
+            order_no: e.order_no.clone(),
+            buyer: e.buyer,
+            merchant: e.merchant,
+            status: OrderStatus::Creating,
+            lines: e.lines.clone(),
+            total: e.total,
+            address: e.address.clone(),
+            rider: None,
+            failure: None,
+            created_at: e.at,
+            updated_at: e.at,
+            payment_deadline: None,
+            delivery_deadline: None,
+            late: false,
+            compensation: None,
+            refunded: Money::zero(e.total.currency()),
+            timeline: vec![StatusChange {
+                status: OrderStatus::Creating,
+                at: e.at,
+                event_type: event.event_type().to_owned(),
+            }],
+            version: stream_version,
+        }
+    }
+
+    /// Moves the view to FAILED, recording the status change.
+    fn fail(&mut self, e: &OrderFailed, event: &OrderEvent) {
+        self.failure = Some(e.reason);
+        self.status = OrderStatus::Failed;
+        self.updated_at = e.at;
+        self.timeline.push(StatusChange {
+            status: OrderStatus::Failed,
+            at: e.at,
+            event_type: event.event_type().to_owned(),
+        });
     }
 
     /// Words a search should find this order by (its number, dish names, address); the

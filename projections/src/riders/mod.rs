@@ -133,6 +133,7 @@ pub fn apply_offers(order_no: &OrderNo, open: &[OfferRow], event: &OrderEvent) -
         OrderEvent::Grabbed(_)
         | OrderEvent::Cancelled(_)
         | OrderEvent::Failed(_)
+        | OrderEvent::Refused(_)
         | OrderEvent::Closed(_) => Vec::new(),
         _ => open.to_vec(),
     }

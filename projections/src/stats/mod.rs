@@ -95,6 +95,7 @@ impl HourlyStats {
 pub fn delta(merchant: MerchantId, event: &OrderEvent) -> Option<HourlyStats> {
     let (at, set): (Timestamp, fn(&mut HourlyStats, i64)) = match event {
         OrderEvent::Submitted(e) => (e.at, |s, _| s.orders = 1),
+        OrderEvent::Refused(e) => (e.submitted.at, |s, _| s.orders = 1),
         OrderEvent::Paid(e) => (e.at, |s, n| s.gmv = n),
         OrderEvent::Cancelled(e) => (e.at, |s, _| s.cancellations = 1),
         OrderEvent::DeliveryTimedOut(e) => (e.at, |s, _| s.late_deliveries = 1),
@@ -148,7 +149,12 @@ pub(crate) fn fold_stats(
             }
         };
         let key = recorded.stream.id().to_owned();
-        if let OrderEvent::Submitted(e) = &event {
+        let submitted = match &event {
+            OrderEvent::Submitted(e) => Some(e),
+            OrderEvent::Refused(e) => Some(&e.submitted),
+            _ => None,
+        };
+        if let Some(e) = submitted {
             if merchants.insert(key.clone(), e.merchant).is_none() {
                 out.new_orders.push((key.clone(), e.merchant));
             }
@@ -222,5 +228,26 @@ mod tests {
             3_600_000
         );
         assert_eq!(hour_of(Timestamp::from_millis(-1)).as_millis(), -3_600_000);
+    }
+
+    #[test]
+    fn an_order_refused_at_submit_counts_as_an_order_and_its_merchant_is_learnt() {
+        let no = order_no(0, 42);
+        let event: OrderEvent = refused(
+            submitted(&no, 42, 7, "Noodles", "1 Road", 5),
+            orderflow_domain::FailureReason::OutOfStock,
+        )
+        .into();
+        let d = delta(merchant(7), &event).expect("counted");
+        assert_eq!((d.orders, d.hour), (1, hour_of(at(5))));
+        let mut log = Log::new();
+        let recorded = log.order(&no, event);
+        let mut merchants = HashMap::new();
+        let folded = fold_stats(&mut merchants, &[&recorded]);
+        assert_eq!(
+            folded.new_orders,
+            [(no.stream_id().id().to_owned(), merchant(7))]
+        );
+        assert_eq!(folded.hours.len(), 1);
     }
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use orderflow_domain::merchant::{MerchantEvent, MerchantOpened, MerchantRenamed};
 use orderflow_domain::order::{
     CancelCause, DeliveryTimedOut, OrderClosed, OrderCompensated, OrderCreated, OrderDelivered,
-    OrderEvent, OrderFailed, OrderGrabbed, OrderLine, OrderPaid, OrderPickedUp, OrderSubmitted,
-    RidersNotified,
+    OrderEvent, OrderFailed, OrderGrabbed, OrderLine, OrderPaid, OrderPickedUp, OrderRefused,
+    OrderSubmitted, RidersNotified,
 };
 use orderflow_domain::{
     Actor, Address, BuyerId, DomainEvent, FailureReason, GeoPoint, MerchantId, Money, Name,
@@ -137,6 +137,16 @@ pub fn submitted(
         total: cny(5600),
         address: Address::parse(address, 31.24, 121.5).expect("address"),
         at: at(offset_ms),
+    }
+}
+
+/// `submitted`'s order refused as it was submitted, its one line's SKU giving `reason`.
+pub fn refused(submitted: OrderSubmitted, reason: FailureReason) -> OrderRefused {
+    let sku = submitted.lines[0].sku.clone();
+    OrderRefused {
+        submitted,
+        reason,
+        sku,
     }
 }
 

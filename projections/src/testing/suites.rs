@@ -129,10 +129,36 @@ where
             at: at(9),
         },
     );
+    let r = order_no(2, 5);
+    log.order(
+        &r,
+        refused(
+            submitted(&r, 5, 7, "Tea", "1 Road", 2),
+            FailureReason::DishDelisted,
+        ),
+    );
     log.apply_to(model.as_ref(), 2).await;
     let failed = model.get(&f).await.unwrap().unwrap();
     assert_eq!(failed.status, OrderStatus::Failed);
     assert_eq!(failed.failure, Some(FailureReason::OutOfStock));
+    // Refused as it was submitted: FAILED from its one event, both changes in the timeline.
+    let refused = model.get(&r).await.unwrap().unwrap();
+    assert_eq!(
+        (refused.status, refused.failure),
+        (OrderStatus::Failed, Some(FailureReason::DishDelisted))
+    );
+    let timeline: Vec<_> = refused
+        .timeline
+        .iter()
+        .map(|c| (c.status, c.at, c.event_type.as_str()))
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            (OrderStatus::Creating, at(2), "OrderRefused"),
+            (OrderStatus::Failed, at(2), "OrderRefused")
+        ]
+    );
     let cancelled = model.get(&c).await.unwrap().unwrap();
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
     assert_eq!(cancelled.failure, None);
@@ -317,6 +343,13 @@ where
     log.order(&a, created(10));
     log.order(&a, paid(11));
     log.order(&b, failed(12));
+    // Refused at submit: listed as FAILED from the start.
+    let d = order_no(3, 42);
+    let refusal = refused(
+        submitted(&d, 42, 7, "Tea", "1 Road", 3),
+        FailureReason::OutOfStock,
+    );
+    log.order(&d, refusal);
     log.apply_to(buyers.as_ref(), 2).await;
     let owner = Owner::Buyer(buyer(42));
     let paid_or_failed = buyers
@@ -325,7 +358,7 @@ where
         .unwrap();
     assert_eq!(
         numbers(&paid_or_failed.orders),
-        [b.to_string(), a.to_string()]
+        [d.to_string(), b.to_string(), a.to_string()]
     );
     let creating = buyers
         .list(owner, &[OrderStatus::Creating], None, 10)

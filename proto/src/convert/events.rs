@@ -6,7 +6,7 @@
 //! a message of the same name in the descriptor set.
 
 use orderflow_domain::merchant::MerchantEvent;
-use orderflow_domain::order::{CancelCause, OrderEvent, RefundReason};
+use orderflow_domain::order::{CancelCause, OrderEvent, OrderSubmitted, RefundReason};
 use orderflow_domain::rider::RiderEvent;
 use orderflow_domain::sku::{ReleaseReason, SkuEvent};
 use orderflow_domain::{Money, Timestamp};
@@ -24,26 +24,35 @@ fn money(m: Money) -> Option<pb::Money> {
     Some(m.into())
 }
 
+fn submitted(e: &OrderSubmitted) -> pb::OrderSubmitted {
+    pb::OrderSubmitted {
+        order_no: e.order_no.as_str().to_owned(),
+        buyer_id: e.buyer.get(),
+        merchant_id: e.merchant.get(),
+        lines: e
+            .lines
+            .iter()
+            .map(|l| pb::SubmittedLine {
+                sku_id: l.sku.as_str().to_owned(),
+                name: l.name.as_str().to_owned(),
+                quantity: l.quantity.get(),
+                unit_price: money(l.unit_price),
+            })
+            .collect(),
+        total: money(e.total),
+        address: Some((&e.address).into()),
+        at: at(e.at),
+    }
+}
+
 /// An order stream's event as its protobuf payload.
 pub fn order_payload(event: &OrderEvent) -> Payload {
     match event {
-        OrderEvent::Submitted(e) => Payload::OrderSubmitted(pb::OrderSubmitted {
-            order_no: e.order_no.as_str().to_owned(),
-            buyer_id: e.buyer.get(),
-            merchant_id: e.merchant.get(),
-            lines: e
-                .lines
-                .iter()
-                .map(|l| pb::SubmittedLine {
-                    sku_id: l.sku.as_str().to_owned(),
-                    name: l.name.as_str().to_owned(),
-                    quantity: l.quantity.get(),
-                    unit_price: money(l.unit_price),
-                })
-                .collect(),
-            total: money(e.total),
-            address: Some((&e.address).into()),
-            at: at(e.at),
+        OrderEvent::Submitted(e) => Payload::OrderSubmitted(submitted(e)),
+        OrderEvent::Refused(e) => Payload::OrderRefused(pb::OrderRefused {
+            submitted: Some(submitted(&e.submitted)),
+            reason: failure_reason(Some(e.reason)),
+            sku_id: e.sku.as_str().to_owned(),
         }),
         OrderEvent::Created(e) => Payload::OrderCreated(pb::OrderCreated {
             payment_deadline: at(e.payment_deadline),

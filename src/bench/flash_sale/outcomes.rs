@@ -1,6 +1,6 @@
 //! Watching the log for the orders' outcomes: every shard is read from the start, then
-//! followed, counting `OrderCreated` and `OrderFailed` (by reason) until every accepted
-//! submit has one, or a time limit passes.
+//! followed, counting `OrderCreated`, `OrderFailed` and `OrderRefused` (by reason) until
+//! every accepted submit has one, or a time limit passes.
 //!
 //! It runs only after the last submit was answered, so reading some 300,000 events never
 //! competes with the submits for the two cores. That costs nothing in precision: when an
@@ -20,8 +20,10 @@ const POLL: Duration = Duration::from_millis(50);
 #[derive(Debug, Default)]
 pub struct Outcomes {
     pub created: u64,
-    /// `OrderFailed` by reason (`OUT_OF_STOCK`, …).
+    /// `OrderFailed` and `OrderRefused` by reason (`OUT_OF_STOCK`, …).
     pub failed: BTreeMap<String, u64>,
+    /// Of those, refused as they were submitted (`OrderRefused`: no saga round).
+    pub refused: u64,
     /// The latest `recorded_at` (Unix ms) among the outcomes seen.
     pub last_recorded_ms: Option<i64>,
     /// Every accepted submit had an outcome before the limit.
@@ -61,7 +63,8 @@ pub async fn wait_for(
                             out.created += 1;
                             true
                         }
-                        "OrderFailed" => {
+                        kind @ ("OrderFailed" | "OrderRefused") => {
+                            out.refused += u64::from(kind == "OrderRefused");
                             let fields = event.payload.decode::<serde_json::Value>();
                             let reason = fields.as_ref().ok().and_then(|f| f["reason"].as_str());
                             *out.failed

@@ -381,6 +381,7 @@ impl Harness {
                 }],
                 address: Address::parse("1 Chang'an Ave", 39.9, 116.4).unwrap(),
                 at: now,
+                refused: None,
             },
         )
         .await;

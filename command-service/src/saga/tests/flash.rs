@@ -34,6 +34,7 @@ async fn submit_crowd(w: &World, orders: u32, buyers: u32) -> Duration {
                         lines: vec![line("flash", 1, 990)],
                         address: Address::parse("1 Chang'an Ave", 31.2, 121.4).unwrap(),
                         at: Timestamp::from_millis(T0),
+                        refused: None,
                     };
                     executor
                         .execute::<Order>(&order_no.stream_id(), &submit, &meta(format!("s-{n}")))

@@ -221,6 +221,7 @@ impl World {
             lines,
             address: Address::parse("1 Chang'an Ave", 31.2, 121.4).unwrap(),
             at: Timestamp::from_millis(T0),
+            refused: None,
         };
         self.executor
             .execute::<Order>(&order_no.stream_id(), &submit, &meta(format!("submit-{n}")))

@@ -8,6 +8,7 @@ fn every_event() -> Vec<OrderEvent> {
         submitted(),
         created(),
         failed(),
+        super::refused::refused("latte", crate::FailureReason::OutOfStock),
         paid(),
         PaymentReceived {
             txn: txn("t"),

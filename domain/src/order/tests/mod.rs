@@ -4,6 +4,7 @@
 mod codec;
 mod delivery;
 mod props;
+mod refused;
 mod rules;
 mod table;
 
@@ -91,6 +92,7 @@ pub(super) fn submit_with(lines: Vec<OrderLine>) -> OrderCommand {
         lines,
         address: address(),
         at: t(1_000),
+        refused: None,
     }
 }
 

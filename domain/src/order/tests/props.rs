@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::decider::Decider;
+use crate::refusal::FailureReason;
 
 #[derive(Debug, Clone)]
 struct Step {
@@ -41,6 +42,10 @@ fn concrete(step: &Step, state: &OrderState, clock: &mut i64) -> OrderCommand {
     let round = offer_now.map_or(0, |o| o.round);
     let assigned = order.and_then(|o| o.rider).unwrap_or(rider(9));
     match step.kind {
+        // Now and then refused at once, as the submit path does for a sold-out line.
+        0 if step.pick % 5 == 0 => {
+            super::refused::submit_refused("latte", FailureReason::OutOfStock)
+        }
         0 => submit_with(lines()),
         1 => OrderCommand::Create {
             payment_deadline: ahead,
@@ -136,6 +141,10 @@ proptest! {
                 let after = state.status();
                 match (before, after) {
                     (None, Some(OrderStatus::Creating)) => {}
+                    // Only a refusal starts an order in FAILED.
+                    (None, Some(OrderStatus::Failed)) => {
+                        prop_assert!(matches!(event, OrderEvent::Refused(_)), "{event:?}");
+                    }
                     (Some(from), Some(to)) if from == to => {}
                     (Some(from), Some(to)) => {
                         prop_assert!(!from.is_terminal(), "left terminal {from} for {to}");

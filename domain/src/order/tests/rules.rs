@@ -123,6 +123,7 @@ fn submit_refuses_an_order_no_of_another_shard() {
         lines,
         address,
         at,
+        refused,
     } = submit_with(lines())
     else {
         unreachable!()
@@ -136,6 +137,7 @@ fn submit_refuses_an_order_no_of_another_shard() {
             lines,
             address,
             at,
+            refused,
         })
         .then_error(|e| matches!(e, OrderError::ShardMismatch { .. }));
 }

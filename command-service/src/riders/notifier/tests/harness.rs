@@ -219,6 +219,7 @@ impl Harness {
                 }],
                 address: Address::parse("1 Bund Rd", m.lat() - 0.018, m.lng()).unwrap(),
                 at: now,
+                refused: None,
             },
             OrderCommand::Create {
                 payment_deadline: now.plus(Duration::from_secs(900)),
