@@ -11,7 +11,8 @@
 //!    `COMMIT`.
 //!
 //! Between the two the batch is decided in memory (`batch::decide`). Callers are answered
-//! only after `COMMIT` returned: an acknowledged append is durable. Then the new heads go
+//! only after `COMMIT` returned: an acknowledged append is durable. Then the events go to
+//! this process's tail cache (its subscribers then need not read them back), the new heads
 //! to this process's subscribers (directly) and to other processes (through `notify`).
 //!
 //! The head locks are held until commit, so a transaction that takes later positions of a
@@ -22,18 +23,20 @@
 use std::sync::Arc;
 
 use deadpool_postgres::{Object, Pool};
-use orderflow_domain::Shard;
+use orderflow_domain::{Shard, Timestamp};
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{self, Decision, Job, Known};
-use super::codec::{BatchColumns, INSERT_BATCH};
+use super::codec::{from_datetime, BatchColumns, INSERT_BATCH};
 use crate::store::follow::Heads;
-use crate::store::{ExpectedVersion, Position, StoreError};
+use crate::store::tail::TailCache;
+use crate::store::{ExpectedVersion, Position, RecordedEvent, StoreError};
 
-const LOCK_HEADS: &str = "SELECT shard, position FROM shard_heads \
+/// With the transaction's start, which is every written event's `recorded_at` (its default).
+const LOCK_HEADS: &str = "SELECT shard, position, now() FROM shard_heads \
      WHERE shard = ANY($1::smallint[]) ORDER BY shard FOR UPDATE";
 
 /// One index probe per stream (the newest version), not a scan of its events.
@@ -72,6 +75,8 @@ pub(super) struct Writer {
     pub jobs: mpsc::UnboundedReceiver<Job>,
     pub max_batch_events: usize,
     pub heads: Arc<Heads>,
+    /// This process's recent events per shard, which the committed events extend.
+    pub tail: Arc<TailCache>,
     /// New heads for the notifier, which tells other processes.
     pub notify: mpsc::UnboundedSender<(Shard, Position)>,
     pub shutdown: CancellationToken,
@@ -168,7 +173,10 @@ impl Writer {
         let client = self.client.as_ref().expect("just set");
         let result = transaction(client, jobs).await;
         match &result {
-            Ok((_, known)) => {
+            Ok((decisions, known)) => {
+                if let Some(recorded_at) = known.recorded_at {
+                    self.remember(jobs, decisions, recorded_at);
+                }
                 for shard in Shard::all() {
                     if let Some(head) = known.heads[usize::from(shard.index())] {
                         self.heads.bump(shard, Position::new(head));
@@ -191,6 +199,27 @@ impl Writer {
                 Some(_) => Failure::Refused(e),
                 None => Failure::Unavailable(e.to_string()),
             })
+    }
+
+    /// Hands the committed events to the tail cache, per shard in position order, so the
+    /// subscribers woken by the heads find them there instead of reading them back.
+    fn remember(&self, jobs: &[Job], decisions: &[Decision], recorded_at: Timestamp) {
+        let mut shards: Vec<Vec<RecordedEvent>> = Shard::all().map(|_| Vec::new()).collect();
+        for (job, decision) in jobs.iter().zip(decisions) {
+            let Decision::Write(outcomes) = decision else {
+                continue;
+            };
+            for (append, outcome) in job.appends.iter().zip(outcomes) {
+                // Appends of a shard were decided in order: their positions ascend.
+                shards[usize::from(outcome.shard.index())]
+                    .extend(append.recorded(outcome, recorded_at));
+            }
+        }
+        for (shard, events) in Shard::all().zip(&shards) {
+            if !events.is_empty() {
+                self.tail.committed(shard, events);
+            }
+        }
     }
 
     /// The typed error of one append the database refused alone.
@@ -342,6 +371,7 @@ async fn transaction(
         let shard: i16 = row.get(0);
         let position: i64 = row.get(1);
         known.heads[shard as usize] = Some(position as u64);
+        known.recorded_at = Some(from_datetime(row.get(2)));
     }
     for row in version_rows? {
         if let Some(version) = row.get::<_, Option<i64>>(1) {
