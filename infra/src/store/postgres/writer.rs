@@ -5,12 +5,20 @@
 //! A transaction is two round trips, each a pipeline of statements sent together:
 //! 1. `BEGIN`; lock the heads of the batch's shards (`FOR UPDATE`, in shard order, so two
 //!    processes writing overlapping shards cannot deadlock); the current version of every
-//!    stream of the batch; the stored outcome of every command id of the batch; the claims
-//!    of its claimed appends, if it has any.
+//!    stream of the batch.
 //! 2. insert every accepted event (one `unnest` statement) and claim; move the heads;
 //!    `COMMIT`.
 //!
-//! Between the two the batch is decided in memory (`batch::decide`). Callers are answered
+//! Between the two the batch is decided in memory (`batch::decide`), as if none of its
+//! command ids and claims were stored: the unique indexes on `(stream_id, command_id)` and
+//! on the claim key check that at the insert. When one was (a retry, a racing claimant),
+//! the insert breaks a unique index, and the transaction rolls back and is done again as it
+//! was before this shortcut: with the stored outcome of every command id of the batch and
+//! its claims looked up in round trip 1. When an append is refused or
+//! repeated within the batch, they are looked up before round trip 2, under the same locks:
+//! a stored command wins over a stale expected version. Either way the decision is the one
+//! the lookups would have given, and the common case (nothing stored) sends two statements
+//! and an index probe per append less. Callers are answered
 //! only after `COMMIT` returned: an acknowledged append is durable. Then the events go to
 //! this process's tail cache (its subscribers then need not read them back), the new heads
 //! to this process's subscribers (directly) and to other processes (through `notify`).
@@ -171,7 +179,15 @@ impl Writer {
             self.client = Some(client);
         }
         let client = self.client.as_ref().expect("just set");
-        let result = transaction(client, jobs).await;
+        let mut result = transaction(client, jobs, Lookups::WhenNeeded).await;
+        if matches!(&result, Err(e) if unique_violation(e)) {
+            // Decided without the lookups, and the insert found something stored: nothing
+            // was written; decide again, knowing the batch's stored commands and claims.
+            result = match client.batch_execute("ROLLBACK").await {
+                Ok(()) => transaction(client, jobs, Lookups::Always).await,
+                Err(e) => Err(e),
+            };
+        }
         match &result {
             Ok((decisions, known)) => {
                 if let Some(recorded_at) = known.recorded_at {
@@ -306,11 +322,64 @@ fn answer(batch: Vec<Job>, decisions: Vec<Decision>) {
     }
 }
 
-/// The two pipelined round trips of the module doc. Errors leave the transaction open
-/// (or aborted) for the caller to roll back.
+/// Whether the first round trip looks up the batch's stored commands and claims.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Lookups {
+    /// Only if the decision needs them (an append refused or repeated within the batch).
+    /// Otherwise the unique indexes of the insert check that none is stored: two statements
+    /// and an index probe per append less in the common case, where none is.
+    WhenNeeded,
+    /// Up front, with the lock: after the insert found a stored one.
+    Always,
+}
+
+/// The insert broke a unique index. Decided without the lookups, that is most likely a
+/// command or claim of the batch already stored (a retry, whose event ids are stored too;
+/// a racing claimant that committed first), not an error of any append: the batch is
+/// decided again with them, and whatever that still refuses is handled as before.
+fn unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| *db.code() == SqlState::UNIQUE_VIOLATION)
+}
+
+/// What the lookups found: the first outcome of each stored command, the stream of each
+/// recorded claim.
+fn know_stored(
+    known: &mut Known,
+    jobs: &[Job],
+    commands: Vec<tokio_postgres::Row>,
+    claims: Vec<tokio_postgres::Row>,
+) {
+    for row in commands {
+        let stream: String = row.get(0);
+        let shard = jobs
+            .iter()
+            .flat_map(|j| &j.appends)
+            .find(|a| a.stream.as_str() == stream)
+            .map(|a| a.stream.shard())
+            .expect("a stored command of a stream of the batch");
+        let outcome = batch::outcome(
+            shard,
+            row.get::<_, i64>(2) as u64,
+            row.get::<_, i64>(3) as u64,
+            row.get::<_, i32>(4) as u64,
+        );
+        known.commands.insert((stream, row.get(1)), outcome);
+    }
+    for row in claims {
+        known
+            .claims
+            .insert((row.get(0), row.get(1)), row.get::<_, String>(2));
+    }
+}
+
+/// The two pipelined round trips of the module doc (three when the decision needs the
+/// stored commands, see [`Lookups`]). Errors leave the transaction open (or aborted) for
+/// the caller to roll back.
 async fn transaction(
     client: &Object,
     jobs: &[Job],
+    lookups: Lookups,
 ) -> Result<(Vec<Decision>, Known), tokio_postgres::Error> {
     let appends = || jobs.iter().flat_map(|j| &j.appends);
     let mut shards: Vec<i16> = appends()
@@ -351,19 +420,28 @@ async fn transaction(
     let version_params: [&(dyn ToSql + Sync); 1] = [&streams];
     let command_params: [&(dyn ToSql + Sync); 2] = [&command_streams, &command_ids];
     let claim_params: [&(dyn ToSql + Sync); 2] = [&claim_shards, &claim_keys];
-    // Most batches claim nothing: they send no claim lookup at all.
-    let claim_lookup = async {
-        match &claim_statements {
-            Some((stored, _)) => client.query(stored, &claim_params).await,
-            None => Ok(Vec::new()),
+    let stored = || async {
+        // Most batches claim nothing: they send no claim lookup at all.
+        let claims = async {
+            match &claim_statements {
+                Some((stored, _)) => client.query(stored, &claim_params).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (commands, claims) = futures::join!(client.query(&commands, &command_params), claims);
+        Ok::<_, tokio_postgres::Error>((commands?, claims?))
+    };
+    let up_front = async {
+        match lookups {
+            Lookups::Always => stored().await.map(Some),
+            Lookups::WhenNeeded => Ok(None),
         }
     };
-    let (begun, head_rows, version_rows, command_rows, claim_rows) = futures::join!(
+    let (begun, head_rows, version_rows, stored_rows) = futures::join!(
         client.batch_execute("BEGIN"),
         client.query(&lock, &lock_params),
         client.query(&versions, &version_params),
-        client.query(&commands, &command_params),
-        claim_lookup,
+        up_front,
     );
     begun?;
     let mut known = Known::default();
@@ -379,27 +457,33 @@ async fn transaction(
         }
     }
     let locked = shards.clone();
-    for row in command_rows? {
-        let stream: String = row.get(0);
-        let shard = appends()
-            .find(|a| a.stream.as_str() == stream)
-            .map(|a| a.stream.shard())
-            .expect("a stored command of a stream of the batch");
-        let outcome = batch::outcome(
-            shard,
-            row.get::<_, i64>(2) as u64,
-            row.get::<_, i64>(3) as u64,
-            row.get::<_, i32>(4) as u64,
-        );
-        known.commands.insert((stream, row.get(1)), outcome);
-    }
-    for row in claim_rows? {
-        known
-            .claims
-            .insert((row.get(0), row.get(1)), row.get::<_, String>(2));
-    }
     let before = known.heads;
-    let decisions = batch::decide(jobs, &mut known);
+    let decisions = match stored_rows? {
+        Some((commands, claims)) => {
+            know_stored(&mut known, jobs, commands, claims);
+            batch::decide(jobs, &mut known)
+        }
+        None => {
+            // Decided as if no command or claim of the batch were stored; the unique
+            // indexes check that at the insert. Unless an append is refused or repeated
+            // within the batch: that one may be the repeat of a stored command, which wins
+            // over a stale expected version, so look them up (one more round trip under
+            // the same locks) and decide again from what the database said.
+            let (heads, versions) = (known.heads, known.versions.clone());
+            let decisions = batch::decide(jobs, &mut known);
+            if decisions.iter().all(|d| matches!(d, Decision::Write(_))) {
+                decisions
+            } else {
+                let (commands, claims) = stored().await?;
+                known.heads = heads;
+                known.versions = versions;
+                known.commands.clear();
+                known.claims.clear();
+                know_stored(&mut known, jobs, commands, claims);
+                batch::decide(jobs, &mut known)
+            }
+        }
+    };
 
     let mut columns = BatchColumns::default();
     let mut claims: (Vec<i16>, Vec<&str>, Vec<&str>) = Default::default();
