@@ -19,6 +19,13 @@
 //!   directly, without the lock and without touching the cache, so it never stalls the
 //!   subscribers at the tail nor evicts what they need.
 //!
+//! - what this process's group-commit writer has just committed is appended to the run
+//!   too, after `COMMIT` returned and before the subscribers are woken, when it continues
+//!   the run: the subscribers at the tail then find the events in memory and the log is not
+//!   read for them at all (in a flash sale these reads were a fifth of PostgreSQL's CPU per
+//!   submit). Events another process committed in between leave a hole the writer cannot
+//!   fill, so its events are then left out and the next read goes to the log as before.
+//!
 //! The run is bounded ([`TAIL_EVENTS`] per shard); the oldest events go first.
 
 use std::collections::VecDeque;
@@ -88,9 +95,25 @@ impl TailCache {
             return Ok(events);
         }
         let page = read(after, limit).await?;
-        tail.remember(&page, self.capacity);
+        tail.remember(&page, self.capacity, Join::OrReplace);
         Ok(page)
     }
+
+    /// Events of `shard` this process has just committed, in position order: appended if
+    /// they continue the run. A run not started yet is left to the subscribers' first read,
+    /// so that subscribers still catching up keep reading through the fill lock.
+    pub fn committed(&self, shard: Shard, events: &[RecordedEvent]) {
+        self.shards[usize::from(shard.index())].remember(events, self.capacity, Join::Only);
+    }
+}
+
+/// What [`ShardTail::remember`] does with a page that does not continue the run.
+#[derive(Clone, Copy, PartialEq)]
+enum Join {
+    /// It becomes the run (a subscriber read it at the tip: the run fell behind).
+    OrReplace,
+    /// It is dropped (the writer's events, with a hole before them, or no run yet).
+    Only,
 }
 
 impl ShardTail {
@@ -114,9 +137,9 @@ impl ShardTail {
         Lookup::Hit(run.iter().skip(from).take(limit).cloned().collect())
     }
 
-    /// Appends a page read from the log: after the run if it continues it, else (the run
-    /// fell behind the tip, or there was none) as the new run.
-    fn remember(&self, page: &[RecordedEvent], capacity: usize) {
+    /// Appends a page of the log: after the run if it continues it, else (the run fell
+    /// behind the tip, or there was none) as the new run if `join` says so.
+    fn remember(&self, page: &[RecordedEvent], capacity: usize, join: Join) {
         let Some(first) = page.first() else {
             return;
         };
@@ -134,6 +157,7 @@ impl ShardTail {
         match run.back() {
             Some(last) if first.position == last.position.next() => {}
             Some(last) if first.position <= last.position => return, // already known
+            _ if join == Join::Only => return,
             _ => run.clear(),
         }
         let keep = page.len().min(capacity);
@@ -250,5 +274,26 @@ mod tests {
         let behind = cache.read(shard(), Position::new(1), 1, |a, l| log.clone().read(a, l));
         assert_eq!(positions(&behind.await.unwrap()), vec![2]);
         assert_eq!(log.reads.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn committed_events_extend_the_run_only_when_they_continue_it() {
+        let cache = TailCache::new(100);
+        let log = Log::new(10);
+        // No run yet: the writer's events wait for the subscribers' first read.
+        cache.committed(shard(), &log.events[0..2]);
+        let first = cache.read(shard(), Position::ZERO, 3, |a, l| log.clone().read(a, l));
+        assert_eq!(positions(&first.await.unwrap()), vec![1, 2, 3]);
+        assert_eq!(log.reads.load(Ordering::SeqCst), 1);
+        // They continue it: served from memory, the log is not read.
+        cache.committed(shard(), &log.events[3..6]);
+        let live = cache.read(shard(), Position::new(3), 10, |a, l| log.clone().read(a, l));
+        assert_eq!(positions(&live.await.unwrap()), vec![4, 5, 6]);
+        assert_eq!(log.reads.load(Ordering::SeqCst), 1);
+        // A hole (another process committed 7): dropped, the next read goes to the log.
+        cache.committed(shard(), &log.events[7..9]);
+        let past = cache.read(shard(), Position::new(6), 10, |a, l| log.clone().read(a, l));
+        assert_eq!(positions(&past.await.unwrap()), vec![7, 8, 9, 10]);
+        assert_eq!(log.reads.load(Ordering::SeqCst), 2);
     }
 }

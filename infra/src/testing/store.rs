@@ -49,6 +49,7 @@ macro_rules! store_conformance_suite {
         $crate::store_conformance_suite!(@cases $module, $factory;
             racing_appenders_one_winner_per_version,
             repeated_command_returns_the_first_outcome,
+            a_repeat_the_version_check_lets_through_writes_nothing,
             concurrent_duplicates_append_once,
             same_command_on_another_stream_is_another_command,
             pipelined_chained_appends_keep_their_order,
@@ -242,6 +243,47 @@ pub async fn repeated_command_returns_the_first_outcome(store: Arc<dyn EventStor
         store.head(stream.shard()).await.expect("head"),
         Position::new(3)
     );
+}
+
+/// A repeat that the concurrency check alone would let through (expected `Any`) is a repeat
+/// all the same, also sent together with new appends (one batch, on PostgreSQL: decided
+/// before the stored command is known, then again once the index has found it): the first
+/// outcome, nothing written for it, the others written once.
+pub async fn a_repeat_the_version_check_lets_through_writes_nothing(store: Arc<dyn EventStore>) {
+    let stream = stream_in(9, "anyrepeat");
+    let mut first = request(&stream, ExpectedVersion::Any, 1);
+    first.metadata = metadata("cmd-any");
+    let outcome = store.append(first.clone()).await.expect("first append");
+    let again = store.append(first.clone()).await.expect("repeat");
+    assert_eq!(
+        again,
+        AppendOutcome {
+            deduplicated: true,
+            ..outcome
+        }
+    );
+
+    let mut batch = vec![first.clone()];
+    batch.extend((0..4).map(|i| {
+        request(
+            &stream_in(9, &format!("fresh{i}")),
+            ExpectedVersion::NO_STREAM,
+            1,
+        )
+    }));
+    let outcomes: Vec<AppendOutcome> = store
+        .append_many(batch)
+        .await
+        .into_iter()
+        .map(|r| r.expect("ok"))
+        .collect();
+    assert!(outcomes[0].deduplicated);
+    assert_eq!(outcomes[0].first_position, outcome.first_position);
+    assert!(outcomes[1..].iter().all(|o| !o.deduplicated));
+    assert_eq!(store.read_stream(&stream, 1, 10).await.unwrap().len(), 1);
+    let shard = whole_shard(store.as_ref(), stream.shard()).await;
+    let positions: Vec<u64> = shard.iter().map(|e| e.position.get()).collect();
+    assert_eq!(positions, vec![1, 2, 3, 4, 5]);
 }
 
 /// Eight copies of one command sent at once: one append, seven deduplicated, one answer.

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use orderflow_domain::{Shard, StreamId, SHARD_COUNT};
+use orderflow_domain::{Shard, StreamId, Timestamp, SHARD_COUNT};
 use tokio::sync::oneshot;
 
 use super::codec::PendingAppend;
@@ -69,6 +69,8 @@ pub(super) struct Known {
     pub commands: HashMap<(String, String), AppendOutcome>,
     /// The stream each recorded claim of the batch points to, by (shard, claim key).
     pub claims: HashMap<(i16, String), String>,
+    /// The transaction's start (`now()`): the `recorded_at` of every event it writes.
+    pub recorded_at: Option<Timestamp>,
 }
 
 /// The fate of one job of the batch (one outcome per append of the job).

@@ -8,8 +8,8 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::store::{
-    AppendRequest, CausationId, CommandId, CorrelationId, EventMetadata, EventPayload,
-    ExpectedVersion, Position, RecordedEvent, StoreError,
+    AppendOutcome, AppendRequest, CausationId, CommandId, CorrelationId, EventMetadata,
+    EventPayload, ExpectedVersion, Position, RecordedEvent, StoreError,
 };
 
 /// The columns every read selects, in the order [`decode`] takes them.
@@ -65,6 +65,45 @@ impl PendingAppend {
             metadata: request.metadata,
         }
     }
+}
+
+impl PendingAppend {
+    /// The events of this append as a read of the log will return them, once committed with
+    /// `outcome` in a transaction that began at `recorded_at` (the column's default, `now()`,
+    /// is the transaction's start). The payload is the text as written, which a read from the
+    /// `jsonb` column returns re-rendered (equal as JSON, spaced and ordered differently).
+    pub fn recorded<'a>(
+        &'a self,
+        outcome: &AppendOutcome,
+        recorded_at: Timestamp,
+    ) -> impl Iterator<Item = RecordedEvent> + 'a {
+        let (shard, first_position, first_version) = (
+            self.stream.shard(),
+            outcome.first_position.get(),
+            outcome.first_version,
+        );
+        self.events
+            .iter()
+            .enumerate()
+            .map(move |(i, event)| RecordedEvent {
+                shard,
+                position: Position::new(first_position + i as u64),
+                stream: self.stream.clone(),
+                stream_version: first_version + i as u64,
+                event_id: event.event_id,
+                event_type: event.event_type.clone(),
+                // Checked to be 1..=i16::MAX on the way in.
+                event_version: u16::try_from(event.event_version).unwrap_or(u16::MAX),
+                payload: event.payload.clone(),
+                metadata: self.metadata.clone(),
+                recorded_at,
+            })
+    }
+}
+
+/// A `timestamptz` as the store's millisecond time, as [`decode`] reads it.
+pub(super) fn from_datetime(t: DateTime<Utc>) -> Timestamp {
+    Timestamp::from_millis(t.timestamp_millis())
 }
 
 fn to_datetime(t: Timestamp) -> DateTime<Utc> {
@@ -169,7 +208,7 @@ pub(super) fn decode(row: &Row) -> Result<RecordedEvent, StoreError> {
     let event_version: i16 = row.try_get(6).map_err(|e| bad(&e))?;
     let causation: Option<&str> = row.try_get(10).map_err(|e| bad(&e))?;
     let occurred_at: DateTime<Utc> = row.try_get(13).map_err(|e| bad(&e))?;
-    let recorded_at: DateTime<Utc> = row.try_get(14).map_err(|e| bad(&e))?;
+    let recorded_at = from_datetime(row.try_get(14).map_err(|e| bad(&e))?);
     let metadata = EventMetadata {
         command_id: CommandId::parse(get_str(8)?).map_err(|e| bad(&e))?,
         correlation_id: CorrelationId::parse(get_str(9)?).map_err(|e| bad(&e))?,
@@ -190,7 +229,7 @@ pub(super) fn decode(row: &Row) -> Result<RecordedEvent, StoreError> {
         event_version: u16::try_from(event_version).map_err(|e| bad(&e))?,
         payload: row.try_get(7).map_err(|e| bad(&e))?,
         metadata,
-        recorded_at: Timestamp::from_millis(recorded_at.timestamp_millis()),
+        recorded_at,
     })
 }
 

@@ -131,6 +131,7 @@ impl PgEventStore {
         }
 
         let heads = Arc::new(Heads::new());
+        let tail = Arc::new(TailCache::new(TAIL_EVENTS));
         let shutdown = CancellationToken::new();
         let writers = config.writers_per_database;
         let mut tasks = Vec::new();
@@ -146,6 +147,7 @@ impl PgEventStore {
                     jobs: rx,
                     max_batch_events: config.max_batch_events,
                     heads: Arc::clone(&heads),
+                    tail: Arc::clone(&tail),
                     notify: notify.clone(),
                     shutdown: shutdown.clone(),
                     client: None,
@@ -172,7 +174,7 @@ impl PgEventStore {
                 stream_pools,
                 routes,
                 heads,
-                tail: Arc::new(TailCache::new(TAIL_EVENTS)),
+                tail,
                 shutdown,
                 tasks: Mutex::new(tasks),
             }),

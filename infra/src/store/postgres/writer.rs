@@ -5,13 +5,22 @@
 //! A transaction is two round trips, each a pipeline of statements sent together:
 //! 1. `BEGIN`; lock the heads of the batch's shards (`FOR UPDATE`, in shard order, so two
 //!    processes writing overlapping shards cannot deadlock); the current version of every
-//!    stream of the batch; the stored outcome of every command id of the batch; the claims
-//!    of its claimed appends, if it has any.
+//!    stream of the batch.
 //! 2. insert every accepted event (one `unnest` statement) and claim; move the heads;
 //!    `COMMIT`.
 //!
-//! Between the two the batch is decided in memory (`batch::decide`). Callers are answered
-//! only after `COMMIT` returned: an acknowledged append is durable. Then the new heads go
+//! Between the two the batch is decided in memory (`batch::decide`), as if none of its
+//! command ids and claims were stored: the unique indexes on `(stream_id, command_id)` and
+//! on the claim key check that at the insert. When one was (a retry, a racing claimant),
+//! the insert breaks a unique index, and the transaction rolls back and is done again as it
+//! was before this shortcut: with the stored outcome of every command id of the batch and
+//! its claims looked up in round trip 1. When an append is refused or
+//! repeated within the batch, they are looked up before round trip 2, under the same locks:
+//! a stored command wins over a stale expected version. Either way the decision is the one
+//! the lookups would have given, and the common case (nothing stored) sends two statements
+//! and an index probe per append less. Callers are answered
+//! only after `COMMIT` returned: an acknowledged append is durable. Then the events go to
+//! this process's tail cache (its subscribers then need not read them back), the new heads
 //! to this process's subscribers (directly) and to other processes (through `notify`).
 //!
 //! The head locks are held until commit, so a transaction that takes later positions of a
@@ -22,18 +31,20 @@
 use std::sync::Arc;
 
 use deadpool_postgres::{Object, Pool};
-use orderflow_domain::Shard;
+use orderflow_domain::{Shard, Timestamp};
 use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{self, Decision, Job, Known};
-use super::codec::{BatchColumns, INSERT_BATCH};
+use super::codec::{from_datetime, BatchColumns, INSERT_BATCH};
 use crate::store::follow::Heads;
-use crate::store::{ExpectedVersion, Position, StoreError};
+use crate::store::tail::TailCache;
+use crate::store::{ExpectedVersion, Position, RecordedEvent, StoreError};
 
-const LOCK_HEADS: &str = "SELECT shard, position FROM shard_heads \
+/// With the transaction's start, which is every written event's `recorded_at` (its default).
+const LOCK_HEADS: &str = "SELECT shard, position, now() FROM shard_heads \
      WHERE shard = ANY($1::smallint[]) ORDER BY shard FOR UPDATE";
 
 /// One index probe per stream (the newest version), not a scan of its events.
@@ -55,6 +66,9 @@ const STORED_CLAIMS: &str = "SELECT c.shard, c.claim_key, c.stream_id \
 const INSERT_CLAIMS: &str = "INSERT INTO stream_claims (shard, claim_key, stream_id) \
      SELECT * FROM unnest($1::smallint[], $2::text[], $3::text[])";
 
+/// For the rest of the transaction: its writes, not its lookups (see round trip 2).
+const GENERIC_PLANS: &str = "SET LOCAL plan_cache_mode TO force_generic_plan";
+
 const MOVE_HEADS: &str = "UPDATE shard_heads h SET position = n.position \
      FROM unnest($1::smallint[], $2::bigint[]) AS n(shard, position) \
      WHERE h.shard = n.shard";
@@ -72,6 +86,8 @@ pub(super) struct Writer {
     pub jobs: mpsc::UnboundedReceiver<Job>,
     pub max_batch_events: usize,
     pub heads: Arc<Heads>,
+    /// This process's recent events per shard, which the committed events extend.
+    pub tail: Arc<TailCache>,
     /// New heads for the notifier, which tells other processes.
     pub notify: mpsc::UnboundedSender<(Shard, Position)>,
     pub shutdown: CancellationToken,
@@ -166,9 +182,20 @@ impl Writer {
             self.client = Some(client);
         }
         let client = self.client.as_ref().expect("just set");
-        let result = transaction(client, jobs).await;
+        let mut result = transaction(client, jobs, Lookups::WhenNeeded).await;
+        if matches!(&result, Err(e) if unique_violation(e)) {
+            // Decided without the lookups, and the insert found something stored: nothing
+            // was written; decide again, knowing the batch's stored commands and claims.
+            result = match client.batch_execute("ROLLBACK").await {
+                Ok(()) => transaction(client, jobs, Lookups::Always).await,
+                Err(e) => Err(e),
+            };
+        }
         match &result {
-            Ok((_, known)) => {
+            Ok((decisions, known)) => {
+                if let Some(recorded_at) = known.recorded_at {
+                    self.remember(jobs, decisions, recorded_at);
+                }
                 for shard in Shard::all() {
                     if let Some(head) = known.heads[usize::from(shard.index())] {
                         self.heads.bump(shard, Position::new(head));
@@ -191,6 +218,27 @@ impl Writer {
                 Some(_) => Failure::Refused(e),
                 None => Failure::Unavailable(e.to_string()),
             })
+    }
+
+    /// Hands the committed events to the tail cache, per shard in position order, so the
+    /// subscribers woken by the heads find them there instead of reading them back.
+    fn remember(&self, jobs: &[Job], decisions: &[Decision], recorded_at: Timestamp) {
+        let mut shards: Vec<Vec<RecordedEvent>> = Shard::all().map(|_| Vec::new()).collect();
+        for (job, decision) in jobs.iter().zip(decisions) {
+            let Decision::Write(outcomes) = decision else {
+                continue;
+            };
+            for (append, outcome) in job.appends.iter().zip(outcomes) {
+                // Appends of a shard were decided in order: their positions ascend.
+                shards[usize::from(outcome.shard.index())]
+                    .extend(append.recorded(outcome, recorded_at));
+            }
+        }
+        for (shard, events) in Shard::all().zip(&shards) {
+            if !events.is_empty() {
+                self.tail.committed(shard, events);
+            }
+        }
     }
 
     /// The typed error of one append the database refused alone.
@@ -277,11 +325,64 @@ fn answer(batch: Vec<Job>, decisions: Vec<Decision>) {
     }
 }
 
-/// The two pipelined round trips of the module doc. Errors leave the transaction open
-/// (or aborted) for the caller to roll back.
+/// Whether the first round trip looks up the batch's stored commands and claims.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Lookups {
+    /// Only if the decision needs them (an append refused or repeated within the batch).
+    /// Otherwise the unique indexes of the insert check that none is stored: two statements
+    /// and an index probe per append less in the common case, where none is.
+    WhenNeeded,
+    /// Up front, with the lock: after the insert found a stored one.
+    Always,
+}
+
+/// The insert broke a unique index. Decided without the lookups, that is most likely a
+/// command or claim of the batch already stored (a retry, whose event ids are stored too;
+/// a racing claimant that committed first), not an error of any append: the batch is
+/// decided again with them, and whatever that still refuses is handled as before.
+fn unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| *db.code() == SqlState::UNIQUE_VIOLATION)
+}
+
+/// What the lookups found: the first outcome of each stored command, the stream of each
+/// recorded claim.
+fn know_stored(
+    known: &mut Known,
+    jobs: &[Job],
+    commands: Vec<tokio_postgres::Row>,
+    claims: Vec<tokio_postgres::Row>,
+) {
+    for row in commands {
+        let stream: String = row.get(0);
+        let shard = jobs
+            .iter()
+            .flat_map(|j| &j.appends)
+            .find(|a| a.stream.as_str() == stream)
+            .map(|a| a.stream.shard())
+            .expect("a stored command of a stream of the batch");
+        let outcome = batch::outcome(
+            shard,
+            row.get::<_, i64>(2) as u64,
+            row.get::<_, i64>(3) as u64,
+            row.get::<_, i32>(4) as u64,
+        );
+        known.commands.insert((stream, row.get(1)), outcome);
+    }
+    for row in claims {
+        known
+            .claims
+            .insert((row.get(0), row.get(1)), row.get::<_, String>(2));
+    }
+}
+
+/// The two pipelined round trips of the module doc (three when the decision needs the
+/// stored commands, see [`Lookups`]). Errors leave the transaction open (or aborted) for
+/// the caller to roll back.
 async fn transaction(
     client: &Object,
     jobs: &[Job],
+    lookups: Lookups,
 ) -> Result<(Vec<Decision>, Known), tokio_postgres::Error> {
     let appends = || jobs.iter().flat_map(|j| &j.appends);
     let mut shards: Vec<i16> = appends()
@@ -322,19 +423,28 @@ async fn transaction(
     let version_params: [&(dyn ToSql + Sync); 1] = [&streams];
     let command_params: [&(dyn ToSql + Sync); 2] = [&command_streams, &command_ids];
     let claim_params: [&(dyn ToSql + Sync); 2] = [&claim_shards, &claim_keys];
-    // Most batches claim nothing: they send no claim lookup at all.
-    let claim_lookup = async {
-        match &claim_statements {
-            Some((stored, _)) => client.query(stored, &claim_params).await,
-            None => Ok(Vec::new()),
+    let stored = || async {
+        // Most batches claim nothing: they send no claim lookup at all.
+        let claims = async {
+            match &claim_statements {
+                Some((stored, _)) => client.query(stored, &claim_params).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (commands, claims) = futures::join!(client.query(&commands, &command_params), claims);
+        Ok::<_, tokio_postgres::Error>((commands?, claims?))
+    };
+    let up_front = async {
+        match lookups {
+            Lookups::Always => stored().await.map(Some),
+            Lookups::WhenNeeded => Ok(None),
         }
     };
-    let (begun, head_rows, version_rows, command_rows, claim_rows) = futures::join!(
+    let (begun, head_rows, version_rows, stored_rows) = futures::join!(
         client.batch_execute("BEGIN"),
         client.query(&lock, &lock_params),
         client.query(&versions, &version_params),
-        client.query(&commands, &command_params),
-        claim_lookup,
+        up_front,
     );
     begun?;
     let mut known = Known::default();
@@ -342,6 +452,7 @@ async fn transaction(
         let shard: i16 = row.get(0);
         let position: i64 = row.get(1);
         known.heads[shard as usize] = Some(position as u64);
+        known.recorded_at = Some(from_datetime(row.get(2)));
     }
     for row in version_rows? {
         if let Some(version) = row.get::<_, Option<i64>>(1) {
@@ -349,27 +460,33 @@ async fn transaction(
         }
     }
     let locked = shards.clone();
-    for row in command_rows? {
-        let stream: String = row.get(0);
-        let shard = appends()
-            .find(|a| a.stream.as_str() == stream)
-            .map(|a| a.stream.shard())
-            .expect("a stored command of a stream of the batch");
-        let outcome = batch::outcome(
-            shard,
-            row.get::<_, i64>(2) as u64,
-            row.get::<_, i64>(3) as u64,
-            row.get::<_, i32>(4) as u64,
-        );
-        known.commands.insert((stream, row.get(1)), outcome);
-    }
-    for row in claim_rows? {
-        known
-            .claims
-            .insert((row.get(0), row.get(1)), row.get::<_, String>(2));
-    }
     let before = known.heads;
-    let decisions = batch::decide(jobs, &mut known);
+    let decisions = match stored_rows? {
+        Some((commands, claims)) => {
+            know_stored(&mut known, jobs, commands, claims);
+            batch::decide(jobs, &mut known)
+        }
+        None => {
+            // Decided as if no command or claim of the batch were stored; the unique
+            // indexes check that at the insert. Unless an append is refused or repeated
+            // within the batch: that one may be the repeat of a stored command, which wins
+            // over a stale expected version, so look them up (one more round trip under
+            // the same locks) and decide again from what the database said.
+            let (heads, versions) = (known.heads, known.versions.clone());
+            let decisions = batch::decide(jobs, &mut known);
+            if decisions.iter().all(|d| matches!(d, Decision::Write(_))) {
+                decisions
+            } else {
+                let (commands, claims) = stored().await?;
+                known.heads = heads;
+                known.versions = versions;
+                known.commands.clear();
+                known.claims.clear();
+                know_stored(&mut known, jobs, commands, claims);
+                batch::decide(jobs, &mut known)
+            }
+        }
+    };
 
     let mut columns = BatchColumns::default();
     let mut claims: (Vec<i16>, Vec<&str>, Vec<&str>) = Default::default();
@@ -411,7 +528,13 @@ async fn transaction(
             _ => Ok(0),
         }
     };
-    let (inserted, claimed, moved, committed) = futures::join!(
+    let (generic, inserted, claimed, moved, committed) = futures::join!(
+        // The writes have one plan whatever the table holds (an insert from `unnest`, an
+        // update of the 32 head rows), so they keep the plan made at their first run
+        // instead of being planned on every batch like the lookups: the three plans were
+        // about a third of the writer's planning time (`pg_stat_statements`, flash sale).
+        // `SET LOCAL`: the connection is back to custom plans after COMMIT.
+        client.batch_execute(GENERIC_PLANS),
         client.execute(&insert, &insert_params),
         insert_claims,
         client.execute(&move_heads, &move_params),
@@ -419,6 +542,7 @@ async fn transaction(
     );
     // The first statement that failed is the one to blame (the later ones then fail with
     // "transaction aborted", and COMMIT turns into ROLLBACK).
+    generic?;
     inserted?;
     claimed?;
     moved?;
