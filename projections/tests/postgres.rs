@@ -5,6 +5,7 @@ use std::sync::Arc;
 use orderflow_infra::migrate;
 use orderflow_infra::testing::TestDatabase;
 use orderflow_projections::orders::{ListSide, PgOrderDetail, PgOrderList};
+use orderflow_projections::pg::SharedReads;
 
 async fn pool() -> deadpool_postgres::Pool {
     let database = TestDatabase::create().await;
@@ -28,6 +29,36 @@ mod order_lists {
 
     orderflow_projections::order_list_suite!(|side: ListSide| async move {
         Arc::new(PgOrderList::new(side, pool().await))
+    });
+}
+
+/// The same suites with the hot queries (lookups by number, pages) on two shared, pipelined
+/// connections, as `serve` runs them.
+async fn pool_and_shared() -> (deadpool_postgres::Pool, SharedReads) {
+    let database = TestDatabase::create().await;
+    let pool = database.pool(4);
+    migrate::run(&pool, migrate::MIGRATIONS)
+        .await
+        .expect("migrations apply");
+    let shared = SharedReads::new(&database.url, 2).expect("a valid url");
+    (pool, shared)
+}
+
+mod order_detail_shared {
+    use super::*;
+
+    orderflow_projections::order_detail_suite!(async {
+        let (pool, shared) = pool_and_shared().await;
+        Arc::new(PgOrderDetail::new(pool).with_shared_reads(shared))
+    });
+}
+
+mod order_lists_shared {
+    use super::*;
+
+    orderflow_projections::order_list_suite!(|side: ListSide| async move {
+        let (pool, shared) = pool_and_shared().await;
+        Arc::new(PgOrderList::new(side, pool).with_shared_reads(shared))
     });
 }
 

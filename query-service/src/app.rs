@@ -29,6 +29,7 @@ use orderflow_projections::orders::{
     ListSide, MemoryOrderDetail, MemoryOrderList, OrderDetailReader, OrderListReader,
     PgOrderDetail, PgOrderList, BUYER_ORDER, ORDER_DETAIL, SELLER_ORDER,
 };
+use orderflow_projections::pg::SharedReads;
 use orderflow_projections::riders::{MemoryRiderGeo, PgRiderGeo, RiderReader, RIDER_GEO};
 use orderflow_projections::stats::{MemoryMerchantHourly, PgMerchantHourly, StatsReader};
 use orderflow_projections::stock::{MemoryStockLedger, PgStockLedger, StockReader, STOCK_LEDGER};
@@ -58,6 +59,8 @@ pub struct ReadAppBuilder {
     backend: Backend,
     /// The readers' pool, when apart from the projectors' (`query_pool`).
     queries: Option<Pool>,
+    /// The hot queries' shared connections, if any (`shared_reads`).
+    shared: Option<SharedReads>,
 }
 
 impl ReadAppBuilder {
@@ -79,6 +82,14 @@ impl ReadAppBuilder {
     /// of queries: `orderflow_projections::pg::query_pool`, sized by `query_pool_size`.
     pub fn query_pool(mut self, pool: Pool) -> Self {
         self.queries = Some(pool);
+        self
+    }
+
+    /// Shared, pipelined connections (same database) for the hot queries: `GetOrder` (and
+    /// `IsCreated`, `WatchOrder`) and list pages of the buyer and seller views; search and
+    /// the other read models stay on the query pool. Closed by [`ReadApp::shutdown`].
+    pub fn shared_reads(mut self, shared: SharedReads) -> Self {
+        self.shared = Some(shared);
         self
     }
 
@@ -159,6 +170,7 @@ impl ReadAppBuilder {
                 handler,
                 projector,
                 stats: readers.stats,
+                shared: self.shared.clone(),
                 queries,
                 background,
                 task: Mutex::new(Some(task)),
@@ -212,10 +224,20 @@ impl ReadAppBuilder {
                     Arc::new(PgRiderGeo::new(pool.clone())),
                     Arc::new(PgMerchantHourly::new(pool.clone())),
                 ];
+                let (mut detail, mut buyers, mut sellers) = (
+                    PgOrderDetail::new(queries.clone()),
+                    PgOrderList::new(ListSide::Buyer, queries.clone()),
+                    PgOrderList::new(ListSide::Seller, queries.clone()),
+                );
+                if let Some(shared) = &self.shared {
+                    detail = detail.with_shared_reads(shared.clone());
+                    buyers = buyers.with_shared_reads(shared.clone());
+                    sellers = sellers.with_shared_reads(shared.clone());
+                }
                 let readers = Readers {
-                    detail: Arc::new(PgOrderDetail::new(queries.clone())),
-                    buyers: Arc::new(PgOrderList::new(ListSide::Buyer, queries.clone())),
-                    sellers: Arc::new(PgOrderList::new(ListSide::Seller, queries.clone())),
+                    detail: Arc::new(detail),
+                    buyers: Arc::new(buyers),
+                    sellers: Arc::new(sellers),
                     stock: Arc::new(PgStockLedger::new(queries.clone())),
                     merchants: Arc::new(PgMerchantCatalog::new(queries.clone())),
                     riders: Arc::new(PgRiderGeo::new(queries.clone())),
@@ -253,6 +275,8 @@ struct Inner {
     projector: Projector,
     /// `merchant_hourly`, read by ops tools and analytics (no RPC in the contract).
     stats: Arc<dyn StatsReader>,
+    /// The hot queries' shared connections, closed at shutdown.
+    shared: Option<SharedReads>,
     /// Cancelled when the server starts draining: long-polls and streams end.
     queries: CancellationToken,
     /// Cancelled once the server has drained: projectors stop.
@@ -274,6 +298,7 @@ impl ReadApp {
             projector: ProjectorConfig::default(),
             backend: Backend::Memory,
             queries: None,
+            shared: None,
         }
     }
 
@@ -311,7 +336,8 @@ impl ReadApp {
         self.inner.queries.cancel();
     }
 
-    /// Stops the projector and waits for it. Idempotent.
+    /// Stops the projector and waits for it, then closes the shared read connections (the
+    /// server has drained: no query is in flight). Idempotent.
     pub async fn shutdown(&self) {
         self.begin_shutdown();
         self.inner.background.cancel();
@@ -325,6 +351,9 @@ impl ReadApp {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "projector task panicked");
             }
+        }
+        if let Some(shared) = &self.inner.shared {
+            shared.close().await;
         }
         tracing::info!("read side stopped");
     }

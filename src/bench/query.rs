@@ -62,6 +62,10 @@ pub struct QueryArgs {
     /// core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub query_pool_size: Option<u64>,
+    /// Shared, pipelined connections for GetOrder and list pages (`serve`'s
+    /// `query_connections`; default one per core); 0 puts every query on the pool.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub query_connections: Option<u64>,
     /// Open loop: queries per second over all clients, sent on schedule whatever the
     /// answers, latency counted from when each call was due. Absent: closed loop (each
     /// client calls again as soon as it is answered).
@@ -103,9 +107,12 @@ async fn measure(db: &ScratchDatabase, args: &QueryArgs) -> anyhow::Result<Query
     let query_pool_size = args
         .query_pool_size
         .map_or_else(crate::config::default_query_pool_size, |n| n as usize);
+    let query_connections = args
+        .query_connections
+        .map_or_else(crate::config::default_query_connections, |n| n as usize);
     eprintln!(
         "bench query: {} orders of {} buyers; {} clients over {} connections, {}; store pool {}, \
-         query pool {}; {} cores",
+         query pool {}, shared read connections {}; {} cores",
         dataset.orders,
         dataset.buyers(),
         args.clients,
@@ -115,6 +122,7 @@ async fn measure(db: &ScratchDatabase, args: &QueryArgs) -> anyhow::Result<Query
         )),
         pool_size,
         query_pool_size,
+        query_connections,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
@@ -140,8 +148,11 @@ async fn measure(db: &ScratchDatabase, args: &QueryArgs) -> anyhow::Result<Query
         .await?;
 
     let queries = orderflow_projections::pg::query_pool(&db.url, query_pool_size)?;
+    let shared = (query_connections > 0)
+        .then(|| orderflow_projections::pg::SharedReads::new(&db.url, query_connections))
+        .transpose()?;
     let cpu_client = db.client().await?;
-    let load = serve_and_load(&store, pool, queries, dataset, args, &cpu_client).await;
+    let load = serve_and_load(&store, pool, queries, shared, dataset, args, &cpu_client).await;
     drop(cpu_client);
     store.shutdown().await;
     let (load, lag, cpu) = load?;
@@ -167,6 +178,7 @@ async fn serve_and_load(
     store: &PgEventStore,
     pool: deadpool_postgres::Pool,
     queries: deadpool_postgres::Pool,
+    shared: Option<orderflow_projections::pg::SharedReads>,
     dataset: Dataset,
     args: &QueryArgs,
     cpu_client: &tokio_postgres::Client,
@@ -174,10 +186,13 @@ async fn serve_and_load(
     // A random secret per run: tokens of one run are worthless anywhere else.
     let secret = JwtSecret::new(uuid::Uuid::new_v4().as_bytes().repeat(2))?;
     let auth = JwtAuth::new(&secret);
-    let read = ReadApp::builder(auth.clone(), Arc::new(store.clone()))
+    let mut read = ReadApp::builder(auth.clone(), Arc::new(store.clone()))
         .postgres(pool)
-        .query_pool(queries)
-        .start();
+        .query_pool(queries);
+    if let Some(shared) = shared {
+        read = read.shared_reads(shared);
+    }
+    let read = read.start();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -352,6 +367,7 @@ mod tests {
             ceiling_seconds: 1,
             pool_size: None,
             query_pool_size: None,
+            query_connections: None,
             rate: None,
             keep_database: false,
             json: true,

@@ -94,6 +94,12 @@ pub const KEYS: &[Key] = &[
     ),
     key("query_pool_size", "ORDERFLOW_QUERY_POOL_SIZE", None, None),
     key(
+        "query_connections",
+        "ORDERFLOW_QUERY_CONNECTIONS",
+        None,
+        None,
+    ),
+    key(
         "payment_window",
         "ORDERFLOW_PAYMENT_WINDOW",
         None,
@@ -261,6 +267,10 @@ pub struct ServeConfig {
     /// Connections of the queries' own pool to the read models' database (roles `all` and
     /// `query`); the projectors keep theirs. Default: eight per core.
     pub query_pool_size: usize,
+    /// Shared, pipelined connections for the hot queries (`GetOrder`, the order lists' pages
+    /// of up to 50), beside the pool (roles `all` and `query`); 0 = every query on the pool.
+    /// Default: one per core.
+    pub query_connections: usize,
     /// The raw layers, kept to print each value with where it came from.
     layers: Layers,
 }
@@ -320,6 +330,9 @@ impl ServeConfig {
         let query_pool_size = layers
             .parse("query_pool_size", parse_pool_size)?
             .unwrap_or_else(default_query_pool_size);
+        let query_connections = layers
+            .parse("query_connections", parse_connections)?
+            .unwrap_or_else(default_query_connections);
         let business = CommandConfig::from_lookup(|env| {
             KEYS.iter()
                 .find(|k| k.env == env)
@@ -368,6 +381,7 @@ impl ServeConfig {
             jwt_secret,
             business,
             query_pool_size,
+            query_connections,
             layers,
         })
     }
@@ -410,6 +424,7 @@ impl ServeConfig {
             },
         );
         values.insert("query_pool_size", self.query_pool_size.to_string());
+        values.insert("query_connections", self.query_connections.to_string());
         values.insert("payment_window", format_duration(b.payment_window));
         values.insert("reservation_ttl", format_duration(b.reservation_ttl));
         values.insert("offer_window", format_duration(b.offer_window));
@@ -475,6 +490,20 @@ fn parse_pool_size(s: &str) -> Result<usize, String> {
 /// Connections are opened only as the load needs them.
 pub fn default_query_pool_size() -> usize {
     8 * std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn parse_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n @ 0..=64) => Ok(n),
+        _ => Err("must be a whole number in 0..=64 (0: every query on the pool)".to_owned()),
+    }
+}
+
+/// One shared connection per core. Each is kept busy by many queries at once (pipelined),
+/// so PostgreSQL needs about one backend per core it can run, not one per query in flight.
+/// Measured in docs/BENCHMARKS.md (session 8).
+pub fn default_query_connections() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn parse_nonempty(s: &str) -> Result<String, String> {

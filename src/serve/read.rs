@@ -14,6 +14,7 @@ use deadpool_postgres::Pool;
 use orderflow_infra::auth::JwtAuth;
 use orderflow_infra::store::EventStore;
 use orderflow_projections::orders::{ListSide, PgOrderDetail, PgOrderList};
+use orderflow_projections::pg::SharedReads;
 use orderflow_projections::{Applied, ProjectionModel};
 use orderflow_query_service::read_models::{OrderViews, View};
 use orderflow_query_service::{system_now, QueryConfig, QueryHandler};
@@ -23,17 +24,27 @@ use tokio_util::sync::CancellationToken;
 /// How often a query process re-reads the projections' checkpoints.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
-/// The query handler over the Postgres read models in `pool`, and the task following their
+/// The query handler over the Postgres read models in `pool` (the hot queries on `shared`,
+/// when given; the caller closes it after the server has drained), and the task following their
 /// applied positions until `shutdown`.
 pub fn query_handler(
     auth: JwtAuth,
     store: Arc<dyn EventStore>,
     pool: Pool,
+    shared: Option<SharedReads>,
     shutdown: CancellationToken,
 ) -> (QueryHandler, JoinHandle<()>) {
-    let detail = Arc::new(PgOrderDetail::new(pool.clone()));
-    let buyers = Arc::new(PgOrderList::new(ListSide::Buyer, pool.clone()));
-    let sellers = Arc::new(PgOrderList::new(ListSide::Seller, pool));
+    let (mut detail, mut buyers, mut sellers) = (
+        PgOrderDetail::new(pool.clone()),
+        PgOrderList::new(ListSide::Buyer, pool.clone()),
+        PgOrderList::new(ListSide::Seller, pool),
+    );
+    if let Some(shared) = shared {
+        detail = detail.with_shared_reads(shared.clone());
+        buyers = buyers.with_shared_reads(shared.clone());
+        sellers = sellers.with_shared_reads(shared);
+    }
+    let (detail, buyers, sellers) = (Arc::new(detail), Arc::new(buyers), Arc::new(sellers));
     let (a_detail, a_buyers, a_sellers) = (Applied::new(), Applied::new(), Applied::new());
     let followed: Vec<(Arc<dyn ProjectionModel>, Applied)> = vec![
         (detail.clone(), a_detail.clone()),

@@ -45,6 +45,9 @@ pub async fn all(
         read = read
             .postgres(pg.pool(Shard::of_id(0)).clone())
             .query_pool(read_pool(config, shard_map)?);
+        if let Some(shared) = shared_reads(config, shard_map)? {
+            read = read.shared_reads(shared);
+        }
     }
     let read = read.start();
     let sampler = LagSampler::new(app.store().clone()).projections(read.projections());
@@ -123,10 +126,12 @@ pub async fn query(
         .await
         .context("connecting to the event store")?;
     let queries = shutdown.child_token();
+    let shared = shared_reads(config, shard_map)?;
     let (handler, following) = super::read::query_handler(
         JwtAuth::new(&secret),
         Arc::new(store.clone()),
         read_pool(config, shard_map)?,
+        shared.clone(),
         queries.clone(),
     );
     let listener = bind(config).await?;
@@ -137,6 +142,9 @@ pub async fn query(
     .await;
     queries.cancel();
     let _ = following.await;
+    if let Some(shared) = shared {
+        shared.close().await;
+    }
     store.shutdown().await;
     served
 }
@@ -179,6 +187,21 @@ fn read_pool(
 ) -> anyhow::Result<deadpool_postgres::Pool> {
     let url = &shard_map.databases()[shard_map.database_of(Shard::of_id(0))];
     orderflow_projections::pg::query_pool(url, config.query_pool_size).context("the query pool")
+}
+
+/// The hot queries' shared connections on the read models' database, `query_connections`
+/// of them; none when that is 0 (every query on the pool).
+fn shared_reads(
+    config: &ServeConfig,
+    shard_map: &ShardMap,
+) -> anyhow::Result<Option<orderflow_projections::pg::SharedReads>> {
+    if config.query_connections == 0 {
+        return Ok(None);
+    }
+    let url = &shard_map.databases()[shard_map.database_of(Shard::of_id(0))];
+    orderflow_projections::pg::SharedReads::new(url, config.query_connections)
+        .map(Some)
+        .context("the shared read connections")
 }
 
 /// The durable backend, or why `role` cannot run without it.

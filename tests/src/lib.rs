@@ -46,6 +46,7 @@ use orderflow_infra::bus::{
 };
 use orderflow_infra::store::{EventStore, PgStoreConfig, RecordedEvent};
 use orderflow_infra::testing::{nats_url, unique_name, TestDatabase};
+use orderflow_projections::pg::SharedReads;
 use orderflow_proto::v1 as pb;
 use orderflow_proto::v1::command_service_client::CommandServiceClient;
 use orderflow_proto::v1::query_service_client::QueryServiceClient;
@@ -168,8 +169,11 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
             .expect("the app runs on Postgres")
             .pool(Shard::of_id(0))
             .clone();
+        // The hot queries on two shared connections, as `serve` runs them.
+        let shared = SharedReads::new(&backing.database_url, 2).expect("a valid database url");
         ReadApp::builder(auth.clone(), app.store().clone())
             .postgres(pool)
+            .shared_reads(shared)
             .bus(app.bus().clone())
             .now(Arc::new(move || clock.now()))
             .start()

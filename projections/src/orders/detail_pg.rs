@@ -12,7 +12,7 @@ use deadpool_postgres::{Pool, Transaction};
 use orderflow_domain::{OrderNo, Shard};
 use orderflow_infra::store::{Position, RecordedEvent};
 use serde_json::value::RawValue;
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{Json, ToSql};
 
 use super::columns::DetailColumns;
 use super::detail::{merchant_change, merchant_name, OrderDetailReader, ORDER_DETAIL};
@@ -20,17 +20,33 @@ use super::page::{Cursor, Page};
 use super::{fold_orders, stored_orders, OrderView};
 use crate::error::ProjectionError;
 use crate::model::{BatchOutcome, ProjectionModel, RowChange};
-use crate::pg::{apply_alone, doc_of, load_checkpoints, to_row_json, PgProjection, ShardEvents};
+use crate::pg::{
+    apply_alone, doc_of, load_checkpoints, pool_query_opt, to_row_json, PgProjection, ShardEvents,
+    SharedReads,
+};
+
+/// `GetOrder`'s lookup (also `IsCreated`'s and `WatchOrder`'s).
+const GET: &str = "SELECT doc FROM order_detail WHERE order_no = $1";
 
 #[derive(Clone)]
 pub struct PgOrderDetail {
     pool: Pool,
+    /// Where [`OrderDetailReader::get`] runs, when not on `pool`. Search stays on `pool`: a
+    /// full-text query can take milliseconds, and on a shared connection every lookup
+    /// queued behind it would wait that long.
+    shared: Option<SharedReads>,
 }
 
 impl PgOrderDetail {
     /// The pool must point at a database migrated by `orderflow_infra::migrate`.
     pub fn new(pool: Pool) -> Self {
-        PgOrderDetail { pool }
+        PgOrderDetail { pool, shared: None }
+    }
+
+    /// Lookups by order number on `shared` (same database) instead of the pool.
+    pub fn with_shared_reads(mut self, shared: SharedReads) -> Self {
+        self.shared = Some(shared);
+        self
     }
 }
 
@@ -218,12 +234,12 @@ impl DetailRows {
 #[async_trait]
 impl OrderDetailReader for PgOrderDetail {
     async fn get(&self, order_no: &OrderNo) -> Result<Option<OrderView>, ProjectionError> {
-        let client = self.pool.get().await?;
         // Prepared once per connection: one round trip per read, no parse.
-        let statement = client
-            .prepare_cached("SELECT doc FROM order_detail WHERE order_no = $1")
-            .await?;
-        let row = client.query_opt(&statement, &[&order_no.as_str()]).await?;
+        let params: [&(dyn ToSql + Sync); 1] = [&order_no.as_str()];
+        let row = match &self.shared {
+            Some(shared) => shared.query_opt(GET, &params).await?,
+            None => pool_query_opt(&self.pool, GET, &params).await?,
+        };
         row.map(|r| doc_of(ORDER_DETAIL, &r, 0)).transpose()
     }
 

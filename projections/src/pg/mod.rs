@@ -11,9 +11,13 @@
 //!   rebuilds, the conformance suites, a projector of one model);
 //! - [`group::PgProjectionGroup`]: one transaction for several models (the live projector),
 //!   each locking and moving its own checkpoint row in it.
+//!
+//! Two ways to read: the query pool ([`query_pool`], a connection per query), and a few
+//! shared, pipelined connections for the hot queries ([`SharedReads`]).
 
 mod checkpoints;
 pub mod group;
+mod shared;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
@@ -26,6 +30,7 @@ use crate::model::{unapplied, BatchOutcome, ProjectionModel, RowChange};
 
 pub use checkpoints::{checkpoint_name, load_checkpoints, lock_checkpoints, skip_batch, touches};
 pub use group::PgProjectionGroup;
+pub use shared::{pool_query, pool_query_opt, SharedReads};
 
 /// One shard's part of a batch: its events past a model's checkpoint, in position order.
 /// A live group hands a model several shards' parts at once (one transaction and one
