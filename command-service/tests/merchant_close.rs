@@ -5,26 +5,11 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use orderflow_command_service::service::merchants::OPEN_TTL;
 use orderflow_domain::order::OrderStatus;
 use orderflow_domain::FailureReason;
 use tonic::Code;
-
-/// The saga's outcome of an order, waited for (bounded: the saga runs in the background).
-async fn outcome(t: &TestApp, order_no: &str) -> (OrderStatus, Option<FailureReason>) {
-    for _ in 0..1_000 {
-        let state = t.order(order_no).await;
-        let order = state.order().expect("the order exists");
-        if order.status != OrderStatus::Creating {
-            return (order.status, order.failure);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{order_no} still CREATING after 1,000 polls");
-}
 
 #[tokio::test]
 async fn a_submit_just_after_a_close_fails_through_the_saga_and_later_ones_are_refused() {

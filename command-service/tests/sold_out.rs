@@ -12,19 +12,6 @@ use orderflow_domain::sku::SkuEvent;
 use orderflow_domain::{DomainEvent, FailureReason, SkuId};
 use orderflow_proto::v1 as pb;
 
-/// The saga's outcome of an order, waited for (bounded: the saga runs in the background).
-async fn outcome(t: &TestApp, order_no: &str) -> (OrderStatus, Option<FailureReason>) {
-    for _ in 0..1_000 {
-        let state = t.order(order_no).await;
-        let order = state.order().expect("the order exists");
-        if order.status != OrderStatus::Creating {
-            return (order.status, order.failure);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{order_no} still CREATING after 1,000 polls");
-}
-
 async fn submit_qty(t: &mut TestApp, request_id: &str, quantity: i64) -> pb::SubmitOrderReply {
     t.client
         .submit_order(t.buyer(submit(request_id, BUYER, quantity)))

@@ -10,9 +10,9 @@ use std::time::Duration;
 use orderflow_command_service::{
     AppError, CommandApp, CommandAppBuilder, CommandMeta, Executed, ManualClock,
 };
-use orderflow_domain::order::{Order, OrderCommand, OrderEvent, OrderState};
+use orderflow_domain::order::{Order, OrderCommand, OrderEvent, OrderState, OrderStatus};
 use orderflow_domain::rider::{Rider, RiderState};
-use orderflow_domain::{Actor, OfferId, OrderNo, RiderId, Role, Shard, Timestamp};
+use orderflow_domain::{Actor, FailureReason, OfferId, OrderNo, RiderId, Role, Shard, Timestamp};
 use orderflow_infra::auth::{JwtAuth, JwtSecret};
 use orderflow_infra::store::{CommandId, CorrelationId};
 use orderflow_proto::v1 as pb;
@@ -411,4 +411,17 @@ pub fn assert_status<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, 
         "message {:?} should name {needle:?}",
         status.message()
     );
+}
+
+/// The saga's outcome of an order, waited for (bounded: the saga runs in the background).
+pub async fn outcome(t: &TestApp, order_no: &str) -> (OrderStatus, Option<FailureReason>) {
+    for _ in 0..1_000 {
+        let state = t.order(order_no).await;
+        let order = state.order().expect("the order exists");
+        if order.status != OrderStatus::Creating {
+            return (order.status, order.failure);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{order_no} still CREATING after 1,000 polls");
 }
