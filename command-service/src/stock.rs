@@ -207,11 +207,6 @@ impl StockWriters {
         rx.await.unwrap_or(Err(CommandError::ShuttingDown))
     }
 
-    /// The SKU's listing alone (see [`StockWriters::shelf`]).
-    pub async fn listing(&self, sku: &SkuId) -> Result<Option<Listing>, CommandError> {
-        Ok(self.shelf(sku).await?.map(|shelf| shelf.listing))
-    }
-
     /// How many writers are running (for metrics and tests).
     pub fn running(&self) -> usize {
         self.inner.writers().len()

@@ -233,15 +233,17 @@ async fn an_idle_writer_is_dropped_and_comes_back_on_demand() {
 }
 
 #[tokio::test]
-async fn listing_is_the_states_listing_and_none_before_the_first_list() {
+async fn the_shelf_is_the_states_listing_and_stock_and_none_before_the_first_list() {
     let (writers, _store, sku) = setup();
-    assert_eq!(writers.listing(&sku).await.unwrap(), None);
+    assert_eq!(writers.shelf(&sku).await.unwrap(), None);
     stocked(&writers, &sku, 3).await;
     writers
         .execute(&sku, reserve(1), &meta("r1"))
         .await
         .unwrap();
-    let listing = writers.listing(&sku).await.unwrap().expect("listed");
-    assert_eq!(listing.name.as_str(), "flash latte");
-    assert_eq!(Some(&listing), writers.state(&sku).await.unwrap().listing());
+    let shelf = writers.shelf(&sku).await.unwrap().expect("listed");
+    assert_eq!(shelf.listing.name.as_str(), "flash latte");
+    let state = writers.state(&sku).await.unwrap();
+    assert_eq!(Some(&shelf.listing), state.listing());
+    assert_eq!(shelf.available, state.stock().available);
 }

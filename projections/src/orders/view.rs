@@ -109,8 +109,8 @@ impl OrderView {
                 (Some(OrderStatus::Created), Some(e.at))
             }
             OrderEvent::Failed(e) => {
-                view.failure = Some(e.reason);
-                (Some(OrderStatus::Failed), Some(e.at))
+                view.fail(e, event);
+                (None, None)
             }
             OrderEvent::Paid(e) => (Some(OrderStatus::Paid), Some(e.at)),
             OrderEvent::PaymentReceived(_) => (None, None),

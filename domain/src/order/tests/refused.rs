@@ -12,27 +12,11 @@ fn refusal(sku: &str, reason: FailureReason) -> Option<LineRefusal> {
 }
 
 pub(super) fn submit_refused(sku: &str, reason: FailureReason) -> OrderCommand {
-    let OrderCommand::Submit {
-        order_no,
-        buyer,
-        merchant,
-        lines,
-        address,
-        at,
-        refused: _,
-    } = submit_with(lines())
-    else {
-        unreachable!()
-    };
-    OrderCommand::Submit {
-        order_no,
-        buyer,
-        merchant,
-        lines,
-        address,
-        at,
-        refused: refusal(sku, reason),
+    let mut command = submit_with(lines());
+    if let OrderCommand::Submit { refused, .. } = &mut command {
+        *refused = refusal(sku, reason);
     }
+    command
 }
 
 fn the_submission() -> OrderSubmitted {
